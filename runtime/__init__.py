@@ -1,0 +1,14 @@
+"""nextword's device runtime: numpy plus one interpreter, no TensorFlow.
+
+    from runtime import Predictor
+    p = Predictor.load("artifacts/seed")
+    p.top_k("hello how", k=3)
+"""
+
+from .errors import (BackendUnavailable, BundleError, BundleInvalid, HashMismatch, InputError, NextwordError,
+                     UnsupportedVersion, VariantUnavailable)
+from .predictor import Predictor
+from .tokenizer import Tokenizer
+
+__all__ = ["Predictor", "Tokenizer", "NextwordError", "BundleError", "BundleInvalid", "HashMismatch",
+           "UnsupportedVersion", "VariantUnavailable", "BackendUnavailable", "InputError"]

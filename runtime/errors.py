@@ -1,0 +1,42 @@
+"""Typed errors: every failure a user can cause or meet has its own class and a message that says
+what was expected, what was found and what to do. The CLIs map them to exit codes."""
+
+
+class NextwordError(Exception):
+    """Base of every error nextword raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(NextwordError, ValueError):
+    """Bad text, bad arguments (k < 1, unknown variant name, ...)."""
+
+    exit_code = 2
+
+
+class BundleError(NextwordError):
+    """The bundle cannot be trusted or used: nothing from it reached an interpreter."""
+
+    exit_code = 3
+
+
+class BundleInvalid(BundleError):
+    """Manifest or vocabulary missing, malformed, inconsistent, or naming files outside the bundle."""
+
+
+class HashMismatch(BundleError):
+    """A file's size or sha256 differs from what the manifest records (damaged or half-copied)."""
+
+
+class UnsupportedVersion(BundleError):
+    """The manifest's format_version is not one this runtime reads."""
+
+
+class VariantUnavailable(BundleError):
+    """The requested variant exists but cannot run here (recorded as not runnable, or refused)."""
+
+
+class BackendUnavailable(NextwordError):
+    """No interpreter package that can run the requested variant is installed."""
+
+    exit_code = 4

@@ -1,0 +1,253 @@
+"""The device-side predictor: text -> window of ids -> interpreter -> probabilities -> words.
+
+Everything a model needs beyond the interpreter lives here: the window (the tokenizer's ids, the
+last `window` of them, pre-padded with 0), (de)quantization from the manifest, softmax in numpy when
+the export emits logits, top-k with argpartition, generation, batches and a lock for threads.
+"""
+
+import logging
+import threading
+
+import numpy as np
+
+from .backends import PACKAGES, import_package, open_backend, package_version
+from .bundle import Bundle
+from .errors import BackendUnavailable, InputError, VariantUnavailable
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "tflite", "onnx", "ai-edge-litert", "tflite-runtime", "onnxruntime")
+
+
+def _packages_for(backend, fmt):
+    if backend in ("auto", fmt):
+        return PACKAGES[fmt]
+    return (backend,) if backend in PACKAGES[fmt] else ()
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise InputError(f"{name} must be at least {low}, got {value}")
+    return int(value)
+
+
+class Predictor:
+    """Next-word suggestions from a verified bundle. Safe to share between threads."""
+
+    def __init__(self, bundle, variant, runner, package, skipped, num_threads):
+        self.bundle = bundle
+        self.variant = variant
+        self.package = package
+        self.skipped = skipped
+        self.num_threads = num_threads
+        self.tokenizer = bundle.tokenizer
+        m = bundle.manifest
+        self.window = m.window
+        self.vocab_size = m.vocab_size
+        self._runner = runner
+        self._lock = threading.Lock()
+        self._words = self.tokenizer.id_to_word_table()
+        never = [0] + ([self.tokenizer.oov_id] if self.tokenizer.oov_id is not None else [])
+        self._never = np.array([i for i in never if i < self.vocab_size], dtype=np.int64)
+        self._suggestible = self.vocab_size - len(self._never)
+        spec_in, spec_out = variant.inputs[0], variant.outputs[0]
+        self._in_dtype = np.dtype(spec_in.dtype)
+        self._batched = spec_in.shape[0] == -1
+        self._in = np.zeros((1, self.window), dtype=self._in_dtype)
+        self._out_scale, self._out_zero = spec_out.scale, spec_out.zero_point
+        self._emits_logits = m.output == "logits"
+
+    # -- loading -----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path, backend="auto", variant=None, num_threads=1):
+        """Verify the bundle, then pick a variant and an interpreter package.
+
+        backend: auto | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
+        variant: a name from the manifest, or None for the bundle's default (with fallback)."""
+        if backend not in BACKENDS:
+            raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        num_threads = _check_int("num_threads", num_threads, 1)
+        bundle = Bundle.open(path)
+        m = bundle.manifest
+        windows = [v for v in m.variants.values() if v.kind == "window"]
+        if variant is not None:
+            if variant not in m.variants or m.variants[variant].kind != "window":
+                raise InputError(f"unknown variant {variant!r}; this bundle has {', '.join(v.name for v in windows)}")
+            candidates = [m.variants[variant]]
+        else:
+            default = m.variants[m.default_variant]
+            candidates = [default] + sorted((v for v in windows if v is not default), key=lambda v: v.size)
+        skipped, missing = [], False
+        for v in candidates:
+            packages = _packages_for(backend, v.format)
+            if not packages:
+                skipped.append(f"{v.name}: backend {backend!r} does not run {v.format} files")
+                continue
+            for pkg in packages:
+                ok, reason = v.runnable_on(pkg)
+                if not ok:
+                    skipped.append(f"{v.name} on {pkg}: not runnable there ({reason})")
+                    continue
+                try:
+                    import_package(pkg)
+                except BackendUnavailable as e:
+                    skipped.append(f"{v.name} on {pkg}: {e}")
+                    missing = True
+                    continue
+                data = bundle.model_bytes(v)  # HashMismatch is an error, never a reason to fall back
+                try:
+                    runner = open_backend(data, v, pkg, num_threads=num_threads, sha256=v.sha256)
+                except VariantUnavailable as e:
+                    if variant is not None:
+                        raise
+                    skipped.append(f"{v.name} on {pkg}: {e}")
+                    continue
+                log.info("loaded %s on %s (%d threads)", v.name, pkg, num_threads)
+                return cls(bundle, v, runner, pkg, skipped, num_threads)
+        detail = "; ".join(skipped) or "no candidates"
+        if missing:
+            raise BackendUnavailable(f"no usable interpreter for {path}: {detail}")
+        raise VariantUnavailable(f"no variant of {path} can run here: {detail}")
+
+    # -- windows and raw outputs -------------------------------------------------------------
+    def ids(self, text):
+        """The token ids the model sees for `text` (before windowing)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        return self.tokenizer.text_to_ids(text)
+
+    def window_for(self, text):
+        """The (window,) id array for `text`: its last `window` ids, pre-padded with 0."""
+        ids = self.ids(text)[-self.window:]
+        out = np.zeros(self.window, dtype=self._in_dtype)
+        if ids:
+            out[self.window - len(ids):] = ids
+        return out
+
+    def _run(self, x):
+        out = self._runner.run([x])[0]
+        if self._out_scale:
+            out = (out.astype(np.float32) - self._out_zero) * np.float32(self._out_scale)
+        return out
+
+    def logits(self, windows):
+        """Raw scores (log-probabilities up to a constant) for a (B, window) id array."""
+        windows = np.asarray(windows)
+        if windows.ndim != 2 or windows.shape[1] != self.window:
+            raise InputError(f"windows must have shape (batch, {self.window}), got {windows.shape}")
+        if windows.size and (windows.min() < 0 or windows.max() >= self.vocab_size):
+            raise InputError(f"window ids must be in 0..{self.vocab_size - 1}")
+        x = windows.astype(self._in_dtype, copy=False)
+        with self._lock:
+            if self._batched:
+                out = np.array(self._run(x), dtype=np.float32)
+            else:
+                out = np.empty((len(x), self.vocab_size), dtype=np.float32)
+                buf = self._in
+                for i in range(len(x)):
+                    buf[0] = x[i]
+                    out[i] = self._run(buf)[0]
+        if not self._emits_logits:
+            out = np.log(np.maximum(out, 1e-30))
+        return out
+
+    def probabilities(self, windows):
+        """Softmax over the vocabulary (id 0 included, as the Keras model has it) for (B, window) ids."""
+        z = self.logits(windows)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def _logits_one(self, text):
+        ids = self.ids(text)[-self.window:]
+        n = len(ids)
+        with self._lock:
+            buf = self._in
+            buf.fill(0)
+            if n:
+                buf[0, self.window - n:] = ids
+            out = self._run(buf)[0]
+        if not self._emits_logits:
+            out = np.log(np.maximum(out, 1e-30))
+        return out
+
+    # -- suggestions -------------------------------------------------------------------------
+    def _best(self, z, k):
+        """Top-k (word, probability) from one row of logits; padding and OOV are never suggested."""
+        z = z - z.max()
+        e = np.exp(z)
+        total = e.sum()
+        e[self._never] = -1.0
+        k = min(k, self._suggestible)
+        top = np.argpartition(e, -k)[-k:] if k < len(e) else np.arange(len(e))
+        top = top[np.argsort(-e[top], kind="stable")]
+        words = self._words
+        return [(words[i], float(e[i] / total)) for i in top]
+
+    def top_k(self, text, k=5):
+        """The k most likely next words with their probabilities, best first.
+        k larger than the vocabulary returns every suggestible word."""
+        k = _check_int("k", k, 1)
+        return self._best(self._logits_one(text), k)
+
+    def predict_next(self, text):
+        """The single most likely next word."""
+        return self.top_k(text, 1)[0][0]
+
+    def top_k_batch(self, texts, k=5):
+        """top_k for many texts in one interpreter pass where the variant takes a batch."""
+        if isinstance(texts, str) or not hasattr(texts, "__iter__"):
+            raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
+        k = _check_int("k", k, 1)
+        texts = list(texts)
+        if not texts:
+            return []
+        windows = np.stack([self.window_for(t) for t in texts])
+        return [self._best(z, k) for z in self.logits(windows)]
+
+    def generate(self, text, n_words=4, strategy="greedy", temperature=1.0, top_k=None, seed=None):
+        """Continue `text` by n_words words; returns the new words as a list.
+        greedy: the most likely word each step. sample: draw from softmax(logits / temperature),
+        restricted to the top_k words when top_k is given; `seed` makes it repeatable."""
+        n_words = _check_int("n_words", n_words, 0)
+        if strategy not in ("greedy", "sample"):
+            raise InputError(f"strategy must be 'greedy' or 'sample', got {strategy!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise InputError(f"temperature must be a number > 0, got {temperature!r}")
+        if top_k is not None:
+            top_k = _check_int("top_k", top_k, 1)
+        rng = np.random.default_rng(seed)
+        context = self.ids(text)[-self.window:]
+        words = []
+        for _ in range(n_words):
+            window = np.zeros((1, self.window), dtype=self._in_dtype)
+            if context:
+                window[0, self.window - len(context):] = context
+            z = self.logits(window)[0].astype(np.float64)
+            z[self._never] = -np.inf
+            if strategy == "greedy":
+                nxt = int(np.argmax(z))
+            else:
+                z = z / temperature
+                if top_k is not None and top_k < self._suggestible:
+                    cut = np.partition(z, -top_k)[-top_k]
+                    z[z < cut] = -np.inf
+                p = np.exp(z - z.max())
+                p /= p.sum()
+                nxt = int(rng.choice(len(p), p=p))
+            words.append(self._words[nxt])
+            context = (context + [nxt])[-self.window:]
+        return words
+
+    # -- description -------------------------------------------------------------------------
+    def info(self):
+        m, v = self.bundle.manifest, self.variant
+        return {"bundle": self.bundle.path, "backend": self.package, "backend_version": package_version(self.package),
+                "variant": v.name, "file": v.file, "format": v.format, "quantization": v.quantization,
+                "size_bytes": v.size, "num_threads": self.num_threads, "vocab_size": m.vocab_size,
+                "window": m.window, "oov_token": self.tokenizer.oov_token, "output": m.output,
+                "default_variant": m.default_variant,
+                "variants": {n: {"file": x.file, "size_bytes": x.size, "kind": x.kind} for n, x in m.variants.items()},
+                "parity": v.parity, "skipped": list(self.skipped)}

@@ -1,0 +1,39 @@
+"""Child-process check: load model bytes from stdin with one interpreter package and invoke once on
+zeros. Exit 0 if that worked; an exception exits 1; a crash shows up as a signal in the parent."""
+
+import sys
+
+import numpy as np
+
+
+def main():
+    package, fmt = sys.argv[1], sys.argv[2]
+    data = sys.stdin.buffer.read()
+    if fmt == "onnx":
+        import onnxruntime as ort
+        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        feeds = {}
+        for i in sess.get_inputs():
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
+            dtype = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}.get(i.type, np.float32)
+            feeds[i.name] = np.zeros(shape, dtype)
+        sess.run(None, feeds)
+    else:
+        module = {"ai-edge-litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}[package]
+        Interpreter = __import__(module, fromlist=["Interpreter"]).Interpreter
+        interp = Interpreter(model_content=data)
+        interp.allocate_tensors()
+        for d in interp.get_input_details():
+            interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        interp.invoke()
+        for d in interp.get_output_details():
+            interp.get_tensor(d["index"])
+    print("ok")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # reported to the parent as one line on stderr
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)

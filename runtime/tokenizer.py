@@ -1,0 +1,195 @@
+"""The one tokenizer: a pure-Python twin of Keras' legacy `Tokenizer` (word level).
+
+Training, export and the device all use this file, so a word gets the same id everywhere. Its
+behaviour is pinned to Keras' by a differential test (tests/test_tokenizer_parity.py). It saves to
+versioned JSON, never pickle.
+"""
+
+import json
+from collections import OrderedDict
+
+from .errors import BundleInvalid, InputError
+
+DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+FORMAT = "nextword-tokenizer"
+FORMAT_VERSION = 1
+
+
+def text_to_word_sequence(text, filters=DEFAULT_FILTERS, lower=True, split=" "):
+    """Keras' splitting rule: lowercase, turn every filter character into `split`, split, drop empties."""
+    if lower:
+        text = text.lower()
+    text = text.translate(str.maketrans({c: split for c in filters}))
+    return [w for w in text.split(split) if w]
+
+
+class Tokenizer:
+    """Word -> id mapping ordered by count (ties in first-seen order); id 0 is padding, never a word."""
+
+    def __init__(self, num_words=None, filters=DEFAULT_FILTERS, lower=True, split=" ", oov_token=None):
+        if num_words is not None and (isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < 1):
+            raise InputError(f"num_words must be a positive integer or None, got {num_words!r}")
+        if not isinstance(split, str) or split == "":
+            raise InputError(f"split must be a non-empty string, got {split!r}")
+        if not isinstance(filters, str):
+            raise InputError(f"filters must be a string, got {type(filters).__name__}")
+        if oov_token is not None and not isinstance(oov_token, str):
+            raise InputError(f"oov_token must be a string or None, got {type(oov_token).__name__}")
+        self.num_words = num_words
+        self.filters = filters
+        self.lower = bool(lower)
+        self.split = split
+        self.oov_token = oov_token
+        self.document_count = 0
+        self.word_counts = OrderedDict()
+        self.word_index = {}
+        self.index_word = {}
+        self._translate = str.maketrans({c: split for c in filters})
+
+    # -- fitting -----------------------------------------------------------------------------
+    def words(self, text):
+        """The words of one text, as Keras would split them."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        if self.lower:
+            text = text.lower()
+        return [w for w in text.translate(self._translate).split(self.split) if w]
+
+    def fit_on_texts(self, texts):
+        counts = self.word_counts
+        for text in texts:
+            self.document_count += 1
+            for w in self.words(text):
+                counts[w] = counts.get(w, 0) + 1
+        self._build_index()
+        return self
+
+    def _build_index(self):
+        ordered = sorted(self.word_counts.items(), key=lambda wc: wc[1], reverse=True)  # stable: ties keep first-seen order
+        vocab = ([self.oov_token] if self.oov_token is not None else []) + [w for w, _ in ordered]
+        # dict(zip(...)) exactly as Keras: a word equal to the OOV token keeps its first position, last id.
+        self.word_index = dict(zip(vocab, range(1, len(vocab) + 1)))
+        self.index_word = {i: w for w, i in self.word_index.items()}
+        self._oov_id = self.word_index.get(self.oov_token) if self.oov_token is not None else None
+
+    # -- mapping -----------------------------------------------------------------------------
+    @property
+    def vocab_size(self):
+        """Width of the model's input/output: ids 0 (padding) .. vocab_size-1."""
+        full = len(self.word_index) + 1
+        return min(full, self.num_words) if self.num_words else full
+
+    @property
+    def oov_id(self):
+        return self._oov_id if self.oov_token is not None else None
+
+    def text_to_ids(self, text):
+        """One text -> ids, dropping (or mapping to OOV) unknown words and ids >= num_words."""
+        index, num_words, oov = self.word_index, self.num_words, self.oov_id
+        out = []
+        append = out.append
+        for w in self.words(text):
+            i = index.get(w)
+            if i is not None:
+                if num_words and i >= num_words:
+                    if oov is not None:
+                        append(oov)
+                else:
+                    append(i)
+            elif self.oov_token is not None:
+                append(oov)
+        return out
+
+    def texts_to_sequences(self, texts):
+        return [self.text_to_ids(t) for t in texts]
+
+    def ids_to_words(self, ids):
+        index_word, num_words, oov = self.index_word, self.num_words, self.oov_id
+        out = []
+        for i in ids:
+            w = index_word.get(i)
+            if w is not None:
+                if num_words and i >= num_words:
+                    if oov is not None:
+                        out.append(index_word[oov])
+                else:
+                    out.append(w)
+            elif self.oov_token is not None:
+                out.append(index_word[oov])
+        return out
+
+    def sequences_to_texts(self, sequences):
+        return [" ".join(self.ids_to_words(seq)) for seq in sequences]
+
+    def id_to_word_table(self):
+        """A list indexed by id (0..vocab_size-1) for fast id -> word lookups; id 0 maps to ''."""
+        table = [""] * self.vocab_size
+        for i, w in self.index_word.items():
+            if i < self.vocab_size:
+                table[i] = w
+        return table
+
+    # -- persistence -------------------------------------------------------------------------
+    def config(self):
+        return {"num_words": self.num_words, "filters": self.filters, "lower": self.lower,
+                "split": self.split, "oov_token": self.oov_token}
+
+    def to_dict(self):
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config(),
+                "document_count": self.document_count, "vocab_size": self.vocab_size,
+                "word_counts": [[w, c] for w, c in self.word_counts.items()]}
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=0)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Rebuild from `to_dict` output; any shape error is a BundleInvalid naming the field."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise BundleInvalid(f"vocabulary: expected a JSON object with format {FORMAT!r}, got {_describe(data)}")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise BundleInvalid(f"vocabulary: format_version {data.get('format_version')!r} is not {FORMAT_VERSION}; "
+                                "re-export the bundle with this version of nextword")
+        cfg, counts = data.get("config"), data.get("word_counts")
+        if not isinstance(cfg, dict) or not isinstance(counts, list):
+            raise BundleInvalid("vocabulary: 'config' must be an object and 'word_counts' a list")
+        try:
+            tok = cls(**{k: cfg[k] for k in ("num_words", "filters", "lower", "split", "oov_token")})
+        except (KeyError, TypeError, InputError) as e:
+            raise BundleInvalid(f"vocabulary: bad config ({e})") from None
+        for pair in counts:
+            if (not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str)
+                    or isinstance(pair[1], bool) or not isinstance(pair[1], int) or pair[1] < 1):
+                raise BundleInvalid(f"vocabulary: word_counts entries must be [word, count>0], got {_describe(pair)}")
+            tok.word_counts[pair[0]] = pair[1]
+        if len(tok.word_counts) != len(counts):
+            raise BundleInvalid("vocabulary: a word appears twice in word_counts")
+        tok.document_count = data.get("document_count", 0)
+        tok._build_index()
+        return tok
+
+    @classmethod
+    def from_json(cls, text):
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError) as e:
+            raise BundleInvalid(f"vocabulary is not valid JSON ({e})") from None
+        return cls.from_dict(data)
+
+    def save(self, path):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+
+    @classmethod
+    def load(cls, path):
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            return cls.from_json(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise BundleInvalid(f"vocabulary {path} is not UTF-8 ({e})") from None
+
+
+def _describe(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

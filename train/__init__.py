@@ -1,0 +1,1 @@
+"""Training: corpus -> documents -> windows -> Keras model. Only model.py and fit.py import TensorFlow."""

@@ -1,0 +1,106 @@
+"""nextword-train: fit the next-word LSTM on a corpus and write a model folder."""
+
+import argparse
+import logging
+import os
+
+from runtime import cliutil
+from runtime.errors import InputError
+
+PROG = "nextword-train"
+
+
+def positive_int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def number(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train the next-word model (Embedding -> LSTM -> Dense softmax). With no --corpus it "
+                    "trains on the seed notebook's four lines with its settings and should predict 'your' "
+                    "after 'hello how is'.",
+        epilog="Writes model.keras, tokenizer.json, train-report.json, curves.png and windows.npz into --out, "
+               "built in a temporary folder and renamed into place. Exit codes: 0 ok, 2 bad input.")
+    p.add_argument("--corpus", nargs="+", metavar="PATH", default=[],
+                   help="text file(s) or folder(s) of .txt files (UTF-8); default: the four seed lines")
+    p.add_argument("--unit", choices=("line", "paragraph"), default="line",
+                   help="what a document is: each line (the seed's way) or each blank-line paragraph "
+                        "(hard-wrapped prose); windows never cross documents (default: line)")
+    p.add_argument("--out", metavar="DIR", help="model folder (default: artifacts/<corpus name>-model)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--window", type=positive_int, help="context length cap; long documents give sliding "
+                   "windows of N+1 tokens (default: longest document - 1, the seed's prefixes)")
+    p.add_argument("--embedding-dim", type=positive_int, default=10, help="embedding size (default 10)")
+    p.add_argument("--units", type=positive_int, default=50, help="LSTM units (default 50)")
+    p.add_argument("--epochs", type=positive_int, default=200, help="training epochs (default 200)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
+    p.add_argument("--learning-rate", type=number, default=0.001, help="Adam learning rate (default 0.001)")
+    p.add_argument("--val-split", type=number, default=0.0, help="fraction of documents, taken from the end "
+                   "of the corpus, held out for validation and held-out accuracy (default 0)")
+    p.add_argument("--patience", type=positive_int, default=0,
+                   help="early stopping after N epochs without improvement (default 0: off)")
+    p.add_argument("--num-words", type=positive_int, help="vocabulary cap (ids >= N become the OOV token or are dropped)")
+    p.add_argument("--oov-token", help="token for words outside the vocabulary (e.g. '<oov>')")
+    p.add_argument("--seed", type=positive_int, default=0, help="random seed: a run is repeatable on one machine (default 0)")
+    p.add_argument("--predict", metavar="TEXT", help="print the next word for TEXT after training "
+                   "(default with the seed corpus: 'hello how is')")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def body(args):
+    from .fit import TrainConfig, train, MODEL_FILE
+
+    cfg = TrainConfig(corpus=args.corpus, unit=args.unit, window=args.window, embedding_dim=args.embedding_dim,
+                      units=args.units, epochs=args.epochs, batch_size=args.batch_size,
+                      learning_rate=args.learning_rate, val_split=args.val_split, patience=args.patience,
+                      num_words=args.num_words, oov_token=args.oov_token, seed=args.seed).validate()
+    if args.out is None:
+        from .corpus import read_corpus
+        name = "seed" if not args.corpus else os.path.splitext(os.path.basename(os.path.normpath(args.corpus[0])))[0]
+        args.out = os.path.join("artifacts", f"{name}-model")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    model, tokenizer, report = train(cfg, args.out, force=args.force, progress=not args.quiet)
+    model.summary(print_fn=lambda line, **_: print(line))
+    c, acc = report["corpus"], report["train_accuracy"]
+    print(f"corpus      {c['name']} ({c['bytes']:,} bytes, {c['documents']:,} {c['unit']}s, sha256 {c['sha256'][:12]}…)")
+    print(f"vocabulary  {report['vocab_size']:,} ids (of {report['words_seen']:,} words seen); "
+          f"{report['windows']:,} windows of {report['window']}")
+    print(f"training    {report['epochs_run']} epochs in {report['fit_seconds']:.1f} s; loss {report['history']['loss'][-1]:.4f}; "
+          f"top-1 {acc['top1']:.1%} / top-3 {acc['top3']:.1%} on {acc['windows']:,} training windows")
+    if report["heldout"]:
+        h = report["heldout"]
+        print(f"held out    {h['windows']:,} windows: top-1 {h['top1']:.1%}, top-3 {h['top3']:.1%}, perplexity {h['perplexity']:.1f}")
+    print(f"resources   wall {report['wall_seconds']:.1f} s, peak RSS {report['peak_rss_mb']:.0f} MB")
+    print(f"written     {os.path.abspath(args.out)}")
+    text = args.predict if args.predict is not None else (None if args.corpus else "hello how is")
+    if text is not None:
+        import numpy as np
+        ids = tokenizer.text_to_ids(text)[-report["window"]:]
+        x = np.zeros((1, report["window"]), np.int32)
+        if ids:
+            x[0, -len(ids):] = ids
+        probs = model(x, training=False).numpy()[0]
+        probs[0] = -1
+        print(f"next word   {text!r} -> {tokenizer.index_word.get(int(probs.argmax()), '?')!r} (Keras model)")
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    cliutil.exit_with(PROG, lambda: body(args))
+
+
+if __name__ == "__main__":
+    main()

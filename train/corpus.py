@@ -1,0 +1,125 @@
+"""Reading a corpus (files, several files or a folder of .txt) into documents, with errors that say
+which file and where. A document is a line (the seed's way) or a blank-line paragraph (prose)."""
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from runtime.errors import InputError
+
+SEED_LINES = (
+    "hello how are you\n"
+    "hello how is your day\n"
+    "hello how are your friends\n"
+    "hello what are you doing\n"
+)
+UNITS = ("line", "paragraph")
+
+
+class CorpusError(InputError):
+    """The corpus cannot be read or holds too little text to train on."""
+
+
+@dataclass
+class Corpus:
+    documents: list
+    unit: str
+    files: list = field(default_factory=list)     # [{"path", "bytes", "sha256"}]
+    sha256: str = ""
+    size_bytes: int = 0
+    name: str = "seed"
+
+
+def corpus_files(paths):
+    """Expand files and folders (their *.txt, sorted, recursively) into a list of files."""
+    files = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            found = []
+            try:
+                for root, dirs, names in os.walk(p, onerror=_raise):
+                    dirs.sort()
+                    found += [os.path.join(root, n) for n in sorted(names) if n.endswith(".txt")]
+            except PermissionError as e:
+                raise CorpusError(f"cannot read folder {e.filename}: permission denied") from None
+            except OSError as e:
+                raise CorpusError(f"cannot read folder {getattr(e, 'filename', p)}: {e.strerror}") from None
+            if not found:
+                raise CorpusError(f"folder {p} holds no .txt files")
+            files += found
+        elif os.path.exists(p):
+            files.append(p)
+        else:
+            raise CorpusError(f"corpus path {p} does not exist")
+    return files
+
+
+def _raise(err):
+    raise err
+
+
+def read_text(path):
+    """A file's text: strict UTF-8 (a BOM is dropped), no NUL bytes; errors name the file and offset."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise CorpusError(f"corpus file {path} disappeared while the corpus was being read") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path} is a folder, expected a text file") from None
+    except PermissionError:
+        raise CorpusError(f"cannot read {path}: permission denied") from None
+    except OSError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror}") from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise CorpusError(f"{path} holds a NUL byte at offset {nul}: it looks binary, not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path} is not UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} "
+                          f"({e.reason}); convert it, e.g. iconv -f latin1 -t utf-8") from None
+    return data, text.lstrip("\ufeff")
+
+
+def split_documents(text, unit):
+    """line: every non-blank line is a document. paragraph: blank lines separate documents and the
+    lines of one paragraph are joined with spaces (for hard-wrapped prose)."""
+    if unit == "line":
+        return [line for line in text.splitlines() if line.strip()]
+    if unit == "paragraph":
+        docs, current = [], []
+        for line in text.splitlines():
+            if line.strip():
+                current.append(line.strip())
+            elif current:
+                docs.append(" ".join(current))
+                current = []
+        if current:
+            docs.append(" ".join(current))
+        return docs
+    raise CorpusError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+
+
+def read_corpus(paths=None, unit="line"):
+    """Documents of the given paths, or of the four seed lines when `paths` is empty."""
+    if unit not in UNITS:
+        raise CorpusError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    if not paths:
+        data = SEED_LINES.encode()
+        return Corpus(split_documents(SEED_LINES, unit), unit, [{"path": "<seed>", "bytes": len(data),
+                      "sha256": hashlib.sha256(data).hexdigest()}], hashlib.sha256(data).hexdigest(), len(data), "seed")
+    whole = hashlib.sha256()
+    docs, files, size = [], [], 0
+    for path in corpus_files(paths):
+        data, text = read_text(path)
+        whole.update(hashlib.sha256(data).digest())
+        files.append({"path": os.path.abspath(path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        size += len(data)
+        docs += split_documents(text, unit)
+    if not docs:
+        raise CorpusError(f"the corpus ({', '.join(map(str, paths))}) is empty: no non-blank text")
+    first = os.path.basename(os.path.normpath(os.fspath(paths[0])))
+    name = os.path.splitext(first)[0] or "corpus"
+    return Corpus(docs, unit, files, whole.hexdigest(), size, name)
