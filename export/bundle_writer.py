@@ -1,0 +1,84 @@
+"""Writing the bundle's manifest and parity report (the schema itself lives in runtime/bundle.py,
+which reads what this writes)."""
+
+import datetime
+import json
+import os
+import platform
+
+from runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
+
+
+def producer_versions():
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for dist in ("nextword", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
+                 "ai-edge-litert", "numpy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def manifest_dict(tokenizer, vocab_file, folder, window, variants, default_variant, dropped, source):
+    """variants: {name: entry} with file, format, kind, quantization, inputs, outputs, runtimes, parity, details."""
+    entries = {}
+    for name, v in variants.items():
+        path = os.path.join(folder, v["file"])
+        entries[name] = dict(v, sha256=sha256_file(path), size=os.path.getsize(path))
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "producer": producer_versions(),
+        "source": source,
+        "tokenizer": dict(tokenizer.config(), file=vocab_file, sha256=sha256_file(os.path.join(folder, vocab_file)),
+                          size=os.path.getsize(os.path.join(folder, vocab_file))),
+        "vocab_size": tokenizer.vocab_size,
+        "window": window,
+        "padding": "pre",
+        "truncating": "pre",
+        "output": "logits",
+        "default_variant": default_variant,
+        "variants": entries,
+        "dropped": dropped,
+    }
+
+
+def write_manifest(folder, manifest):
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+
+
+def parity_table(manifest, failures=None):
+    """Markdown: one row per variant x runtime with size, ratio to float32 and the four figures."""
+    variants = manifest["variants"]
+    base = {v["format"]: v["size"] for v in variants.values() if v["quantization"] == "float32" and v["kind"] == "window"}
+    rows = ["| variant | kind | size | vs float32 | runtime | top-1 agree | top-5 overlap | max abs diff | mean KL | top-1 / top-3 acc (Keras) | gate |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, v in variants.items():
+        ref = base.get(v["format"])
+        ratio = f"{v['size'] / ref:.0%}" if ref else "–"
+        for pkg, fig in v["parity"].items():
+            acc = (f"{fig['top1_accuracy']:.1%} / {fig['top3_accuracy']:.1%} ({fig['keras_top1_accuracy']:.1%} / "
+                   f"{fig['keras_top3_accuracy']:.1%})") if "top1_accuracy" in fig else "–"
+            gate = "pass" if not fig.get("failures") else "FAIL: " + "; ".join(fig["failures"])
+            rows.append(f"| {name} | {v['kind']} | {v['size'] / 1024:.1f} KB | {ratio} | {pkg} | {fig['top1_agreement']:.2%} | "
+                        f"{fig['top5_overlap']:.2%} | {fig['max_abs_diff']:.2e} | {fig['mean_kl']:.2e} | {acc} | {gate} |")
+        for pkg, r in v["runtimes"].items():
+            if not r.get("ok"):
+                rows.append(f"| {name} | {v['kind']} | {v['size'] / 1024:.1f} KB | {ratio} | {pkg} | – | – | – | – | – | not runnable: {r.get('reason', '')} |")
+    for name, reason in (failures or {}).items():
+        rows.append(f"| {name} | | | | | | | | | | FAILED: {reason} |")
+    return "\n".join(rows)
+
+
+def parity_markdown(manifest):
+    src = manifest.get("source", {})
+    lines = [f"# Parity report", "",
+             f"Each variant run through the nextword Predictor on its interpreter(s), against the Keras model, on "
+             f"{src.get('eval_windows', '?')} evaluation windows ({src.get('eval_source', '?')}). Default variant: "
+             f"`{manifest['default_variant']}`.", "", parity_table(manifest)]
+    if manifest.get("dropped"):
+        lines += ["", "Dropped (--drop-failing):", ""] + [f"- `{k}`: {v}" for k, v in manifest["dropped"].items()]
+    return "\n".join(lines) + "\n"

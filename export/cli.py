@@ -1,0 +1,106 @@
+"""nextword-export: turn a trained model folder into a verified bundle."""
+
+import argparse
+import logging
+import os
+import sys
+
+from runtime import cliutil
+from runtime.errors import InputError
+
+PROG = "nextword-export"
+
+
+def gate_override(text):
+    """FAMILY.METRIC=VALUE, e.g. int8.top1_agreement=0.9, or accuracy_slack=0.02."""
+    try:
+        key, value = text.split("=", 1)
+        value = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FAMILY.METRIC=NUMBER, got {text!r}") from None
+    return key, value
+
+
+def parser():
+    from .variants import CATALOGUE, GATES
+    gates = "; ".join(f"{fam}: " + ", ".join(f"{m} {'<=' if m in ('max_abs_diff', 'mean_kl') else '>='} {v:g}"
+                                            for m, v in g.items()) for fam, g in GATES.items())
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Convert a model folder from nextword-train into a bundle of TFLite and ONNX variants, "
+                    "check every variant through the real predictor against the Keras model, and write it "
+                    "atomically (built beside --out, renamed into place).",
+        epilog=f"Variants: {', '.join(CATALOGUE)}. Default gates: {gates}; quantized variants also keep top-1 and "
+               "top-3 accuracy within 1 point of Keras'. Exit codes: 0 ok, 1 a variant failed (nothing written), "
+               "2 bad input.")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by nextword-train")
+    p.add_argument("--out", metavar="BUNDLE_DIR", help="bundle folder (default: MODEL_DIR with -model replaced by -bundle)")
+    p.add_argument("--variants", nargs="+", metavar="NAME", help="subset of variants to build (default: all)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.add_argument("--drop-failing", action="store_true",
+                   help="leave out variants that fail conversion or their gate (recorded in the manifest) instead of failing")
+    p.add_argument("--gate", type=gate_override, action="append", default=[], metavar="FAMILY.METRIC=VALUE",
+                   help="override a gate, e.g. int8.top1_agreement=0.9 or accuracy_slack=0.02")
+    p.add_argument("--legacy-python", metavar="PYTHON", default=os.environ.get("NEXTWORD_LEGACY_PYTHON"),
+                   help="python of an environment with tflite-runtime 2.14 (numpy<2): TFLite variants are also "
+                        "checked there (default: $NEXTWORD_LEGACY_PYTHON)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def body(args):
+    from .pipeline import ExportFailed, export_bundle
+    from .bundle_writer import parity_table
+    out = args.out
+    if out is None:
+        base = os.path.normpath(args.model_dir)
+        out = (base[:-len("-model")] if base.endswith("-model") else base) + "-bundle"
+    gates = {}
+    for key, value in args.gate:
+        if key == "accuracy_slack":
+            gates["accuracy_slack"] = value
+            continue
+        family, _, metric = key.partition(".")
+        gates.setdefault(family, {})[metric] = value
+    from .variants import GATES
+    for family, metrics in gates.items():
+        if family == "accuracy_slack":
+            continue
+        if family not in GATES or any(m not in ("top1_agreement", "top5_overlap", "max_abs_diff", "mean_kl") for m in metrics):
+            raise InputError(f"unknown gate {family}.{','.join(metrics)}; families: {', '.join(GATES)}; metrics: "
+                             "top1_agreement, top5_overlap, max_abs_diff, mean_kl")
+    bar = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+        bar = tqdm(desc="export", unit="step", leave=False, file=sys.stderr)
+
+    def progress(label):
+        if bar is not None:
+            bar.set_description(label)
+            bar.update(1)
+    try:
+        manifest = export_bundle(args.model_dir, out, args.variants, args.force, args.drop_failing, gates,
+                                 args.legacy_python, progress)
+    except ExportFailed as e:
+        if bar is not None:
+            bar.close()
+        print(e.table)
+        raise
+    if bar is not None:
+        bar.close()
+    print(parity_table(manifest))
+    if manifest["dropped"]:
+        print("dropped: " + "; ".join(f"{k}: {v}" for k, v in manifest["dropped"].items()))
+    print(f"default variant: {manifest['default_variant']}")
+    print(f"bundle written: {os.path.abspath(out)}")
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parser().parse_args(argv)
+    cliutil.exit_with(PROG, lambda: body(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Model folder -> bundle: convert each variant in a child process, check each through the real
+Predictor on every interpreter it claims, gate, write the manifest, rename into place."""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from runtime.backends import available_packages, package_version
+from runtime.bundle import FORMATS
+from runtime.errors import InputError, NextwordError
+from runtime.predictor import Predictor
+from runtime.tokenizer import Tokenizer
+from train.atomic import AtomicFolder, check_target
+
+from . import bundle_writer, parity
+from .variants import CATALOGUE, DEFAULT_VARIANTS
+
+log = logging.getLogger(__name__)
+REQUIRED = ("model.keras", "tokenizer.json", "windows.npz", "train-report.json")
+CONVERT_TIMEOUT = 1800
+
+
+class ExportFailed(NextwordError):
+    """One or more variants failed conversion or their parity gate; nothing was written."""
+    exit_code = 1
+
+    def __init__(self, message, table):
+        super().__init__(message)
+        self.table = table
+
+
+def check_model_dir(model_dir):
+    if not os.path.isdir(model_dir):
+        raise InputError(f"model folder {model_dir} does not exist; train one with nextword-train")
+    missing = [f for f in REQUIRED if not os.path.isfile(os.path.join(model_dir, f))]
+    if missing:
+        raise InputError(f"{model_dir} is not a trained model folder (missing {', '.join(missing)}); "
+                         "train one with nextword-train")
+
+
+def check_variant_names(names):
+    unknown = [n for n in names if n not in CATALOGUE]
+    if unknown:
+        raise InputError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(CATALOGUE)}")
+    if not names:
+        raise InputError("no variants requested")
+    return list(dict.fromkeys(names))
+
+
+def _convert(spec, model_dir, folder):
+    """Run the converter for one variant in a child; returns (meta, None) or (None, reason)."""
+    out_file = os.path.join(folder, spec.file)
+    job = {"model_dir": os.path.abspath(model_dir), "kind": spec.kind, "format": spec.format,
+           "family": spec.family, "out_file": out_file}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "export.convert", f.name], capture_output=True, text=True,
+                              timeout=CONVERT_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        return None, f"converter timed out after {CONVERT_TIMEOUT} s"
+    finally:
+        os.unlink(f.name)
+    if proc.returncode < 0:
+        return None, f"converter crashed with signal {-proc.returncode} (e.g. SIGSEGV in the TF converter)"
+    if proc.returncode != 0:
+        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+        return None, (lines[-1] if lines else f"converter exited with {proc.returncode}")
+    with open(out_file + ".json", encoding="utf-8") as fh:
+        meta = json.load(fh)
+    os.unlink(out_file + ".json")
+    return meta, None
+
+
+def _legacy_probabilities(legacy_python, folder, name, x_path):
+    out = x_path + f".{name}.npy"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    proc = subprocess.run([legacy_python, "-m", "runtime.dump", folder, name, "tflite-runtime", x_path, out],
+                          capture_output=True, text=True, timeout=600, env=env)
+    if proc.returncode != 0:
+        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+        why = f"signal {-proc.returncode}" if proc.returncode < 0 else (lines[-1] if lines else f"exit {proc.returncode}")
+        return None, why
+    probs = np.load(out, allow_pickle=False)
+    os.unlink(out)
+    return probs, None
+
+
+def legacy_version(legacy_python):
+    proc = subprocess.run([legacy_python, "-c", "from importlib.metadata import version; print(version('tflite-runtime'))"],
+                          capture_output=True, text=True, timeout=120)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False, gates=None, legacy_python=None,
+                  progress=None):
+    """Build the bundle; returns the manifest dict. Raises ExportFailed with a table when gates fail."""
+    check_model_dir(model_dir)
+    names = check_variant_names(variants or DEFAULT_VARIANTS)
+    check_target(os.path.abspath(out), force)
+    if legacy_python and not legacy_version(legacy_python):
+        raise InputError(f"--legacy-python {legacy_python} cannot import tflite-runtime")
+    tokenizer = Tokenizer.load(os.path.join(model_dir, "tokenizer.json"))
+    windows = np.load(os.path.join(model_dir, "windows.npz"), allow_pickle=False)
+    x_eval, y_eval = windows["x_eval"], windows["y_eval"]
+    with open(os.path.join(model_dir, "train-report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+
+    import keras
+    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+    width, window = model.output_shape[-1], model.input_shape[1]
+    if width != tokenizer.vocab_size:
+        raise InputError(f"the model predicts {width} ids but its tokenizer has {tokenizer.vocab_size}: "
+                         "model.keras and tokenizer.json come from different runs")
+    reference = np.concatenate([model(x_eval[i:i + 512], training=False).numpy()
+                                for i in range(0, len(x_eval), 512)])
+    here = available_packages()
+    legacy = legacy_version(legacy_python) if legacy_python else None
+    specs = [CATALOGUE[n] for n in names]
+    step = progress or (lambda label: None)
+
+    with AtomicFolder(out, force) as tmp:
+        tokenizer.save(os.path.join(tmp, "vocab.json"))
+        x_path = os.path.join(tmp, ".eval-windows.npy")
+        np.save(x_path, x_eval, allow_pickle=False)
+        entries, failures = {}, {}
+        for spec in specs:
+            step(f"converting {spec.name}")
+            meta, why = _convert(spec, model_dir, tmp)
+            if why:
+                failures[spec.name] = f"conversion failed: {why}"
+                continue
+            entries[spec.name] = {"file": spec.file, "format": spec.format, "kind": spec.kind,
+                                  "quantization": spec.family, "inputs": meta["inputs"], "outputs": meta["outputs"],
+                                  "runtimes": {}, "parity": {}, "details": meta["details"]}
+        if not entries:
+            raise ExportFailed("no variant could be converted", bundle_writer.parity_table(
+                {"variants": {}}, failures))
+        source = {"model_dir": os.path.abspath(model_dir), "corpus_sha256": report["corpus"]["sha256"],
+                  "eval_windows": int(len(x_eval)), "eval_source": report["eval_windows"]["source"] + " windows"}
+        provisional = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)),
+                                                  {}, source)
+        bundle_writer.write_manifest(tmp, provisional)
+        for spec in specs:
+            if spec.name not in entries:
+                continue
+            entry = entries[spec.name]
+            for pkg in FORMATS[spec.format]:
+                step(f"checking {spec.name} on {pkg}")
+                if pkg == "tflite-runtime":
+                    if not legacy:
+                        continue
+                    probs, why = _legacy_probabilities(legacy_python, tmp, spec.name, x_path)
+                    version = legacy
+                elif pkg in here:
+                    try:
+                        probs, why = Predictor.load(tmp, backend=pkg, variant=spec.name).probabilities(x_eval), None
+                    except NextwordError as e:
+                        probs, why = None, str(e)
+                    version = package_version(pkg)
+                else:
+                    continue
+                if why:
+                    entry["runtimes"][pkg] = {"ok": False, "version": version, "reason": why}
+                    continue
+                figures = parity.compare(reference, probs, y_eval)
+                figures["failures"] = parity.check(spec.family, figures, gates)
+                entry["parity"][pkg] = figures
+                entry["runtimes"][pkg] = {"ok": True, "version": version, "verified": True}
+                if figures["failures"]:
+                    failures[spec.name] = f"{pkg}: " + "; ".join(figures["failures"])
+            if not entry["parity"]:
+                failures[spec.name] = "no interpreter could run it: " + "; ".join(
+                    f"{k}: {r['reason']}" for k, r in entry["runtimes"].items()) if entry["runtimes"] else \
+                    "no interpreter for it is installed here"
+        os.unlink(x_path)
+        if failures and not drop_failing:
+            table = bundle_writer.parity_table(bundle_writer.manifest_dict(
+                tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source), failures)
+            raise ExportFailed(f"{len(failures)} variant(s) failed: " + "; ".join(f"{k} ({v})" for k, v in failures.items()),
+                               table)
+        for name in failures:
+            if name in entries:
+                os.unlink(os.path.join(tmp, entries.pop(name)["file"]))
+        window_entries = {n: e for n, e in entries.items() if e["kind"] == "window"}
+        if not window_entries:
+            raise ExportFailed("every window variant failed", "\n".join(f"{k}: {v}" for k, v in failures.items()))
+        everywhere = [n for n, e in window_entries.items() if all(r["ok"] for r in e["runtimes"].values())]
+        pool = everywhere or list(window_entries)
+        default = min(pool, key=lambda n: os.path.getsize(os.path.join(tmp, window_entries[n]["file"])))
+        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, default, failures, source)
+        with open(os.path.join(tmp, "parity.md"), "w", encoding="utf-8") as f:
+            f.write(bundle_writer.parity_markdown(manifest))
+        bundle_writer.write_manifest(tmp, manifest)
+        step("renaming into place")
+    return manifest
