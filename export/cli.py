@@ -44,6 +44,7 @@ def parser():
     p.add_argument("--legacy-python", metavar="PYTHON", default=os.environ.get("NEXTWORD_LEGACY_PYTHON"),
                    help="python of an environment with tflite-runtime 2.14 (numpy<2): TFLite variants are also "
                         "checked there (default: $NEXTWORD_LEGACY_PYTHON)")
+    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset (13-18; default 17)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -80,7 +81,7 @@ def body(args):
             bar.update(1)
     try:
         manifest = export_bundle(args.model_dir, out, args.variants, args.force, args.drop_failing, gates,
-                                 args.legacy_python, progress)
+                                 args.legacy_python, progress, args.opset)
     except ExportFailed as e:
         if bar is not None:
             bar.close()

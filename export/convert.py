@@ -14,6 +14,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ONNX_OPSET = 17
+OPSETS = range(13, 19)   # tf2onnx 1.17 refuses opsets above 18; below 13 lacks what the graph needs
 FORMAT_VERSION = 1
 
 
@@ -108,7 +109,7 @@ def _rename(graph, old, new):
             value.name = new
 
 
-def convert_onnx(trained, family, vocab_size, window):
+def convert_onnx(trained, family, vocab_size, window, opset=ONNX_OPSET):
     import onnx
     import tensorflow as tf
     import tf2onnx
@@ -119,10 +120,10 @@ def convert_onnx(trained, family, vocab_size, window):
     @tf.function(input_signature=signature)
     def forward(ids):
         return model(ids, training=False)
-    proto, _ = tf2onnx.convert.from_function(forward, input_signature=signature, opset=ONNX_OPSET)
+    proto, _ = tf2onnx.convert.from_function(forward, input_signature=signature, opset=opset)
     _rename(proto.graph, proto.graph.input[0].name, "ids")
     _rename(proto.graph, proto.graph.output[0].name, "logits")
-    converter = f"tf2onnx {tf2onnx.__version__} from_function, opset {ONNX_OPSET}"
+    converter = f"tf2onnx {tf2onnx.__version__} from_function, opset {opset}"
     if family == "dynamic-int8":
         import tempfile
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -157,13 +158,19 @@ def main(spec_path):
     import numpy as np
     trained = keras.saving.load_model(os.path.join(spec["model_dir"], "model.keras"))
     calib = np.load(os.path.join(spec["model_dir"], "windows.npz"), allow_pickle=False)["x_calib"]
+    if os.environ.get("NEXTWORD_FAULT_INJECT") == spec.get("name"):
+        # test hook: corrupt one weight of this variant only, so the parity gate has something to catch
+        dense = [l for l in trained.layers if l.weights][-1]
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel[:, ::-1].copy(), bias[::-1].copy()])
     if spec["kind"] == "step":
         from .step import convert_step
         data, meta = convert_step(trained, spec["format"], spec["family"], calib)
     elif spec["format"] == "tflite":
         data, meta = convert_tflite(trained, spec["family"], calib)
     else:
-        data, meta = convert_onnx(trained, spec["family"], trained.output_shape[-1], trained.input_shape[1])
+        data, meta = convert_onnx(trained, spec["family"], trained.output_shape[-1], trained.input_shape[1],
+                                  spec.get("opset", ONNX_OPSET))
     with open(spec["out_file"], "wb") as f:
         f.write(data)
     with open(spec["out_file"] + ".json", "w", encoding="utf-8") as f:

@@ -53,11 +53,11 @@ def check_variant_names(names):
     return list(dict.fromkeys(names))
 
 
-def _convert(spec, model_dir, folder):
+def _convert(spec, model_dir, folder, opset):
     """Run the converter for one variant in a child; returns (meta, None) or (None, reason)."""
     out_file = os.path.join(folder, spec.file)
     job = {"model_dir": os.path.abspath(model_dir), "kind": spec.kind, "format": spec.format,
-           "family": spec.family, "out_file": out_file}
+           "family": spec.family, "out_file": out_file, "name": spec.name, "opset": opset}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,10 +103,15 @@ def legacy_version(legacy_python):
 
 
 def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False, gates=None, legacy_python=None,
-                  progress=None):
+                  progress=None, opset=None):
     """Build the bundle; returns the manifest dict. Raises ExportFailed with a table when gates fail."""
     check_model_dir(model_dir)
     names = check_variant_names(variants or DEFAULT_VARIANTS)
+    from .convert import ONNX_OPSET, OPSETS
+    opset = ONNX_OPSET if opset is None else opset
+    if opset not in OPSETS:
+        raise InputError(f"ONNX opset {opset} is not supported by the converter (tf2onnx 1.17 takes "
+                         f"{OPSETS.start}..{OPSETS.stop - 1}); the default is {ONNX_OPSET}")
     check_target(os.path.abspath(out), force)
     if legacy_python and not legacy_version(legacy_python):
         raise InputError(f"--legacy-python {legacy_python} cannot import tflite-runtime")
@@ -136,7 +141,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         entries, failures = {}, {}
         for spec in specs:
             step(f"converting {spec.name}")
-            meta, why = _convert(spec, model_dir, tmp)
+            meta, why = _convert(spec, model_dir, tmp, opset)
             if why:
                 failures[spec.name] = f"conversion failed: {why}"
                 continue

@@ -54,7 +54,9 @@ class Predictor:
         self._suggestible = self.vocab_size - len(self._never)
         spec_in, spec_out = variant.inputs[0], variant.outputs[0]
         self._in_dtype = np.dtype(spec_in.dtype)
-        self._batched = spec_in.shape[0] == -1
+        # Dynamic-range quantization picks activation scales from the whole input tensor, so a batched
+        # call would make one text's answer depend on the others: such variants run row by row.
+        self._batched = spec_in.shape[0] == -1 and variant.quantization != "dynamic-int8"
         self._in = np.zeros((1, self.window), dtype=self._in_dtype)
         self._out_scale, self._out_zero = spec_out.scale, spec_out.zero_point
         self._emits_logits = m.output == "logits"

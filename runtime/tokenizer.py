@@ -75,9 +75,12 @@ class Tokenizer:
     # -- mapping -----------------------------------------------------------------------------
     @property
     def vocab_size(self):
-        """Width of the model's input/output: ids 0 (padding) .. vocab_size-1."""
-        full = len(self.word_index) + 1
-        return min(full, self.num_words) if self.num_words else full
+        """Width of the model's input/output: ids 0 (padding) .. vocab_size-1; every id that
+        `text_to_ids` can return is below it."""
+        full = max(self.index_word, default=0) + 1  # not len(word_index)+1: a word equal to the OOV token leaves id 1 unused
+        size = min(full, self.num_words) if self.num_words else full
+        oov = getattr(self, "_oov_id", None)
+        return max(size, oov + 1) if oov is not None else size  # the OOV id can be >= num_words (same case, or num_words=1)
 
     @property
     def oov_id(self):
@@ -153,6 +156,11 @@ class Tokenizer:
         cfg, counts = data.get("config"), data.get("word_counts")
         if not isinstance(cfg, dict) or not isinstance(counts, list):
             raise BundleInvalid("vocabulary: 'config' must be an object and 'word_counts' a list")
+        if not isinstance(cfg.get("lower"), bool):
+            raise BundleInvalid(f"vocabulary: config 'lower' must be true or false, got {_describe(cfg.get('lower'))}")
+        document_count = data.get("document_count", 0)
+        if isinstance(document_count, bool) or not isinstance(document_count, int) or document_count < 0:
+            raise BundleInvalid(f"vocabulary: 'document_count' must be an integer >= 0, got {_describe(document_count)}")
         try:
             tok = cls(**{k: cfg[k] for k in ("num_words", "filters", "lower", "split", "oov_token")})
         except (KeyError, TypeError, InputError) as e:
@@ -164,7 +172,7 @@ class Tokenizer:
             tok.word_counts[pair[0]] = pair[1]
         if len(tok.word_counts) != len(counts):
             raise BundleInvalid("vocabulary: a word appears twice in word_counts")
-        tok.document_count = data.get("document_count", 0)
+        tok.document_count = document_count
         tok._build_index()
         return tok
 
@@ -172,7 +180,7 @@ class Tokenizer:
     def from_json(cls, text):
         try:
             data = json.loads(text)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, RecursionError) as e:
             raise BundleInvalid(f"vocabulary is not valid JSON ({e})") from None
         return cls.from_dict(data)
 

@@ -35,3 +35,27 @@ def tiny_model_dir(tmp_path_factory):
 def keras_model(tiny_model_dir):
     import keras
     return keras.saving.load_model(os.path.join(tiny_model_dir, "model.keras"))
+
+
+def installed_packages():
+    """Interpreter packages importable here, decided at collection time (never a skip)."""
+    from runtime.backends import available_packages
+    return sorted(available_packages())
+
+
+LEGACY_PYTHON = os.environ.get("NEXTWORD_LEGACY_PYTHON") or None
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_dir(tiny_model_dir, tmp_path_factory):
+    """Every default variant of the session's tiny model, exported and gated (checked on the legacy
+    interpreter too when NEXTWORD_LEGACY_PYTHON is set)."""
+    from export.pipeline import export_bundle
+    out = tmp_path_factory.mktemp("bundles") / "seed-bundle"
+    export_bundle(tiny_model_dir, str(out), legacy_python=LEGACY_PYTHON)
+    return str(out)
+
+
+SEED_TEXTS = [" ".join(line.split()[:n]) for line in (
+    "hello how are you", "hello how is your day", "hello how are your friends", "hello what are you doing")
+    for n in range(1, len(line.split()))]

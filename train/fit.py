@@ -58,6 +58,7 @@ class TrainConfig:
         need(self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
         need(self.num_words is None or self.num_words >= 2, f"--num-words must be at least 2, got {self.num_words}")
         need(self.oov_token is None or self.oov_token.strip() != "", "--oov-token must not be blank")
+        need(0 <= self.seed < 2 ** 32, f"--seed must be in 0..{2 ** 32 - 1}, got {self.seed}")  # numpy's range
         return self
 
 
