@@ -167,7 +167,8 @@ class Predictor:
         n = len(ids)
         with self._lock:
             buf = self._in
-            buf.fill(0)
+            if n < self.window:
+                buf.fill(0)
             if n:
                 buf[0, self.window - n:] = ids
             out = self._run(buf)[0]
@@ -178,15 +179,17 @@ class Predictor:
     # -- suggestions -------------------------------------------------------------------------
     def _best(self, z, k):
         """Top-k (word, probability) from one row of logits; padding and OOV are never suggested."""
-        z = z - z.max()
-        e = np.exp(z)
+        e = np.exp(z - z.max())
         total = e.sum()
         e[self._never] = -1.0
+        words = self._words
+        if k == 1:
+            i = int(e.argmax())
+            return [(words[i], float(e[i] / total))]
         k = min(k, self._suggestible)
         top = np.argpartition(e, -k)[-k:] if k < len(e) else np.arange(len(e))
         top = top[np.argsort(-e[top], kind="stable")]
-        words = self._words
-        return [(words[i], float(e[i] / total)) for i in top]
+        return [(words[i], p) for i, p in zip(top.tolist(), (e[top] / total).tolist())]
 
     def top_k(self, text, k=5):
         """The k most likely next words with their probabilities, best first.

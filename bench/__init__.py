@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation: speed, memory, size and accuracy of a bundle's variants."""

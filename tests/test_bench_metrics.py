@@ -1,0 +1,204 @@
+"""The benchmark's evaluation pieces: metrics on hand-computed cases, the Kneser-Ney trigram
+baseline (normalisation, hand-checked values, document boundaries, same targets as the LSTM) and
+the held-out split. numpy + hypothesis only: no TensorFlow."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.metrics import latency_summary, perplexity, topk_accuracy, true_ranks
+from bench.ngram import KneserNeyTrigram, targets
+from train.windows import Windows, split_heldout
+
+SMALL = settings(max_examples=50, deadline=None, derandomize=True)
+
+
+# -- metrics -----------------------------------------------------------------------------------
+def test_topk_and_perplexity_single_row():
+    probs = np.array([[0.5, 0.3, 0.2]])
+    y = np.array([1])
+    assert topk_accuracy(probs, y) == {1: 0.0, 3: 1.0, 5: 1.0}
+    assert topk_accuracy(probs, y, ks=(2,)) == {2: 1.0}
+    assert perplexity(probs, y) == pytest.approx(1 / 0.3)
+
+
+def test_topk_and_perplexity_several_rows():
+    probs = np.array([[0.1, 0.6, 0.3],    # true 1: rank 0
+                      [0.2, 0.3, 0.5],    # true 0: rank 2
+                      [0.7, 0.1, 0.2]])   # true 2: rank 1
+    y = np.array([1, 0, 2])
+    assert list(true_ranks(probs, y)) == [0, 2, 1]
+    acc = topk_accuracy(probs, y, ks=(1, 2, 3))
+    assert acc == pytest.approx({1: 1 / 3, 2: 2 / 3, 3: 1.0})
+    # exp(-(ln .6 + ln .2 + ln .2) / 3) = (.6 * .2 * .2) ** (-1/3)
+    assert perplexity(probs, y) == pytest.approx((0.6 * 0.2 * 0.2) ** (-1 / 3))
+    assert perplexity(probs.astype(np.float32), y) == pytest.approx((0.6 * 0.2 * 0.2) ** (-1 / 3), rel=1e-6)
+
+
+def test_topk_ties_break_by_id_and_exclude():
+    probs = np.array([[0.25, 0.25, 0.25, 0.25]])
+    assert topk_accuracy(probs, np.array([0]), ks=(1,)) == {1: 1.0}   # lower id first among equals
+    assert topk_accuracy(probs, np.array([2]), ks=(2, 3)) == {2: 0.0, 3: 1.0}
+    # padding excluded from the ranking, as the runtime never suggests it
+    probs = np.array([[0.6, 0.3, 0.1]])
+    assert topk_accuracy(probs, np.array([1]), ks=(1,)) == {1: 0.0}
+    assert topk_accuracy(probs, np.array([1]), ks=(1,), exclude=(0,)) == {1: 1.0}
+    assert probs[0, 0] == 0.6  # the caller's array is untouched
+
+
+def test_perplexity_clips_zero_probabilities():
+    assert perplexity(np.array([[1.0, 0.0]]), np.array([1])) == pytest.approx(1e12)
+    assert perplexity(np.array([[0.0, 1.0]]), np.array([1])) == pytest.approx(1.0)
+
+
+def test_metrics_reject_bad_shapes():
+    with pytest.raises(ValueError):
+        perplexity(np.array([0.5, 0.5]), np.array([0]))
+    with pytest.raises(ValueError):
+        topk_accuracy(np.array([[0.5, 0.5]]), np.array([2]))
+    with pytest.raises(ValueError):
+        topk_accuracy(np.array([[0.5, 0.5]]), np.array([0, 1]))
+
+
+def test_latency_summary_known_samples():
+    samples = [i * 1e-6 for i in range(1, 101)]  # 1 .. 100 microseconds
+    s = latency_summary(samples)
+    assert s["n"] == 100 and isinstance(s["n"], int)
+    assert s["median"] == pytest.approx(50.5)
+    assert s["mean"] == pytest.approx(50.5)
+    assert s["min"] == pytest.approx(1.0) and s["max"] == pytest.approx(100.0)
+    # numpy linear percentiles on 1..100: p = 1 + q/100 * 99
+    assert s["p95"] == pytest.approx(1 + 0.95 * 99)
+    assert s["p99"] == pytest.approx(1 + 0.99 * 99)
+    assert s["iqr"] == pytest.approx((1 + 0.75 * 99) - (1 + 0.25 * 99))
+    one = latency_summary([0.002])
+    assert one["median"] == one["p99"] == one["min"] == pytest.approx(2000.0) and one["iqr"] == 0.0
+    for bad in ([], [float("nan")], [-1.0]):
+        with pytest.raises(ValueError):
+            latency_summary(bad)
+
+
+# -- Kneser-Ney trigram ------------------------------------------------------------------------
+def test_kn_hand_checked_value():
+    # V = 5 (words 1..4), D = 0.75; each document is read from the context (0, 0):
+    #   trigrams: (0,0,1) x2, (0,1,2) x2, (1,2,3) x1, (1,2,4) x1, (0,0,2) x1, (0,2,3) x1
+    lm = KneserNeyTrigram(5, discount=0.75).fit([[1, 2, 3], [1, 2, 4], [2, 3]])
+    D = 0.75
+    # unigram: N1+(.,w) = distinct v before w over bigram types (0,1) (1,2) (2,3) (2,4) (0,2):
+    #   N1+(.,3) = 1, N1+(.,.) = 5 bigram types, N1+(.) = 4 distinct words, uniform 1/(V-1) = 1/4
+    p1 = (1 - D) / 5 + D * 4 / 5 * (1 / 4)                      # = 0.2
+    # bigram given v=2: N1+(.,2,3) = |{u: (u,2,3)}| = |{1, 0}| = 2, N1+(.,2,4) = 1
+    #   N1+(.,2,.) = 3, N1+(2,.) = 2 distinct followers
+    p2 = (2 - D) / 3 + D * 2 / 3 * p1                           # = 0.51666...
+    # trigram given (1,2): c(1,2,3) = 1, c(1,2,.) = 2, N1+(1,2,.) = 2
+    p3 = (1 - D) / 2 + D * 2 / 2 * p2                           # = 0.5125
+    assert p3 == pytest.approx(0.5125)
+    assert lm.probs([1, 2])[3] == pytest.approx(p3, abs=1e-12)
+    assert lm.probs([4, 1, 2])[3] == pytest.approx(p3, abs=1e-12)  # only the last two ids count
+    # unseen context (4, 4) and unseen v=4: everything backs off to the unigram level
+    assert lm.probs([4, 4])[3] == pytest.approx(p1, abs=1e-12)
+    # first word of a document, context (0, 0): c(0,0,1) = 2, c(0,0,2) = 1, c(0,0,.) = 3, 2 types
+    #   P2(1|0) = (N1+(.,0,1) - D)/N1+(.,0,.) + D * 2/2 * P1(1), with N1+(.,0,1) = 1 (only u=0), N1+(.,0,.) = 2
+    p1_1 = (1 - D) / 5 + D * 4 / 5 * (1 / 4)                    # N1+(.,1) = 1: only v=0 precedes 1
+    p2_1 = (1 - D) / 2 + D * 2 / 2 * p1_1
+    assert lm.probs([])[1] == pytest.approx((2 - D) / 3 + D * 2 / 3 * p2_1, abs=1e-12)
+    assert np.array_equal(lm.probs([]), lm.probs([0, 0]))
+    assert np.array_equal(lm.probs([]), lm.probs([3, 0]))  # nothing before padding counts
+
+
+@st.composite
+def corpus_and_contexts(draw):
+    vocab = draw(st.integers(2, 15))
+    docs = draw(st.lists(st.lists(st.integers(1, vocab - 1), max_size=10), max_size=8))
+    contexts = draw(st.lists(st.lists(st.integers(0, vocab - 1), max_size=4), min_size=1, max_size=6))
+    discount = draw(st.sampled_from([0.1, 0.5, 0.75, 0.9]))
+    return vocab, docs, contexts, discount
+
+
+@SMALL
+@given(corpus_and_contexts())
+def test_kn_distributions_sum_to_one(case):
+    vocab, docs, contexts, discount = case
+    lm = KneserNeyTrigram(vocab, discount=discount).fit(docs)
+    batch = lm.probs_batch(contexts)
+    assert batch.shape == (len(contexts), vocab)
+    for ctx, row in zip(contexts, batch):
+        p = lm.probs(ctx)
+        np.testing.assert_allclose(p, row, rtol=0, atol=1e-15)
+        assert p[0] == 0.0                      # padding is never a word
+        assert np.all(p[1:] > 0)                # unseen words keep some mass (uniform floor)
+        assert abs(p[1:].sum() - 1.0) < 1e-9
+
+
+def test_kn_repetitive_corpus_puts_mass_on_the_continuation():
+    docs = [[1, 2, 3, 4]] * 50 + [[5, 6, 7], [2, 5, 8]]
+    lm = KneserNeyTrigram(10).fit(docs)
+    p = lm.probs([1, 2])
+    assert int(np.argmax(p)) == 3 and p[3] > 0.9
+    assert int(np.argmax(lm.probs([]))) == 1          # documents start with 1
+    assert int(np.argmax(lm.probs([3]))) == 4          # (0, 3) is unseen: backs off to v=3 -> 4
+    assert int(np.argmax(lm.probs([9, 3]))) == 4
+
+
+def test_kn_contexts_never_cross_documents():
+    V = 10
+    split = KneserNeyTrigram(V).fit([[5, 6], [7, 8]])
+    joined = KneserNeyTrigram(V).fit([[5, 6, 7, 8]])
+    # in `split`, nothing ever follows 6, so (5, 6) backs off to the unigram level like an unseen context
+    np.testing.assert_allclose(split.probs([5, 6]), split.probs([9, 9]), rtol=0, atol=1e-15)
+    assert joined.probs([5, 6])[7] > 0.5 > split.probs([5, 6])[7]
+    # the second document starts from (0, 0), not from the end of the first
+    assert split.probs([])[7] > split.probs([])[8]
+
+
+def test_kn_input_validation():
+    with pytest.raises(ValueError):
+        KneserNeyTrigram(1)
+    with pytest.raises(ValueError):
+        KneserNeyTrigram(5, discount=1.0)
+    with pytest.raises(ValueError):
+        KneserNeyTrigram(5).fit([[1, 0, 2]])    # 0 is padding, not a word
+    with pytest.raises(ValueError):
+        KneserNeyTrigram(5).fit([[1, 5]])       # beyond the vocabulary
+    with pytest.raises(ValueError):
+        KneserNeyTrigram(5).fit([[1, 2]]).probs([1, 9])
+    with pytest.raises(RuntimeError):
+        KneserNeyTrigram(5).probs([1])
+    empty = KneserNeyTrigram(5).fit([[], [3]])  # no trigram at all except (0,0,3)
+    assert abs(empty.probs([1, 2]).sum() - 1) < 1e-12
+
+
+@pytest.mark.parametrize("window", [None, 1, 2, 3])
+def test_kn_evaluate_uses_the_lstm_targets(window):
+    docs = [[1, 2, 3, 4, 5], [2], [], [3, 1], [4, 4, 4, 2, 1, 3]]
+    lm = KneserNeyTrigram(6).fit([[1, 2, 3], [3, 1, 2, 4], [5, 4]])
+    win = Windows(docs, window)
+    x, y_windows = win.all()
+    probs, y = lm.evaluate(docs, window, dtype=np.float64)
+    assert np.array_equal(y, y_windows)         # every position j >= 1 of every document, in order
+    np.testing.assert_array_equal(probs, lm.probs_batch(x))  # the n-gram sees the LSTM window's tail
+    ctx, y2 = targets(docs, window)
+    assert np.array_equal(y2, y) and ctx.shape == (len(y), 2)
+    # streamed scoring agrees with the metrics on the full matrix
+    s = lm.score(docs, window, ks=(1, 3), exclude=(0,), batch_size=3)
+    assert s["n"] == len(y)
+    assert s["topk"] == pytest.approx(topk_accuracy(probs, y, ks=(1, 3), exclude=(0,)))
+    assert s["perplexity"] == pytest.approx(perplexity(probs, y))
+
+
+# -- held-out split ----------------------------------------------------------------------------
+@SMALL
+@given(st.integers(2, 200), st.floats(0.01, 0.99))
+def test_split_heldout_is_the_tail_without_overlap(n, fraction):
+    docs = list(range(n))                       # each document is its own index
+    train, held = split_heldout(docs, fraction)
+    assert held and train
+    assert train + held == docs
+    assert held == docs[n - len(held):]         # exactly the tail, never shuffled
+    assert not set(train) & set(held)
+    assert len(held) == min(n - 1, max(1, round(n * fraction)))
+
+
+def test_split_heldout_without_fraction_keeps_everything():
+    assert split_heldout([[1], [2]], 0) == ([[1], [2]], [])
