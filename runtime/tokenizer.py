@@ -44,6 +44,7 @@ class Tokenizer:
         self.word_counts = OrderedDict()
         self.word_index = {}
         self.index_word = {}
+        self._oov_id = None
         self._translate = str.maketrans({c: split for c in filters})
 
     # -- fitting -----------------------------------------------------------------------------
@@ -174,6 +175,9 @@ class Tokenizer:
             raise BundleInvalid("vocabulary: a word appears twice in word_counts")
         tok.document_count = document_count
         tok._build_index()
+        if "vocab_size" in data and data["vocab_size"] != tok.vocab_size:
+            raise BundleInvalid(f"vocabulary: records vocab_size {_describe(data['vocab_size'])} but its words give "
+                                f"{tok.vocab_size}; the file was edited or damaged")
         return tok
 
     @classmethod
