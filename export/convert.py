@@ -165,7 +165,7 @@ def main(spec_path):
         dense.set_weights([kernel[:, ::-1].copy(), bias[::-1].copy()])
     if spec["kind"] == "step":
         from .step import convert_step
-        data, meta = convert_step(trained, spec["format"], spec["family"], calib)
+        data, meta = convert_step(trained, spec["format"], spec["family"], calib, spec.get("opset", ONNX_OPSET))
     elif spec["format"] == "tflite":
         data, meta = convert_tflite(trained, spec["family"], calib)
     else:

@@ -15,6 +15,7 @@ from runtime.backends import available_packages, package_version
 from runtime.bundle import FORMATS
 from runtime.errors import InputError, NextwordError
 from runtime.predictor import Predictor
+from runtime.session import step_probabilities
 from runtime.tokenizer import Tokenizer
 from train.atomic import AtomicFolder, check_target
 
@@ -115,7 +116,10 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
     check_target(os.path.abspath(out), force)
     if legacy_python and not legacy_version(legacy_python):
         raise InputError(f"--legacy-python {legacy_python} cannot import tflite-runtime")
-    tokenizer = Tokenizer.load(os.path.join(model_dir, "tokenizer.json"))
+    try:
+        tokenizer = Tokenizer.load(os.path.join(model_dir, "tokenizer.json"))
+    except NextwordError as e:
+        raise InputError(f"{model_dir}/tokenizer.json is not a valid tokenizer ({e})") from None
     windows = np.load(os.path.join(model_dir, "windows.npz"), allow_pickle=False)
     x_eval, y_eval = windows["x_eval"], windows["y_eval"]
     with open(os.path.join(model_dir, "train-report.json"), encoding="utf-8") as f:
@@ -169,7 +173,10 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
                     version = legacy
                 elif pkg in here:
                     try:
-                        probs, why = Predictor.load(tmp, backend=pkg, variant=spec.name).probabilities(x_eval), None
+                        if spec.kind == "step":   # each padded window from the zero state, via an exact-mode session
+                            probs, why = step_probabilities(tmp, spec.name, x_eval, backend=pkg), None
+                        else:
+                            probs, why = Predictor.load(tmp, backend=pkg, variant=spec.name).probabilities(x_eval), None
                     except NextwordError as e:
                         probs, why = None, str(e)
                     version = package_version(pkg)

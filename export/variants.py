@@ -28,6 +28,10 @@ CATALOGUE = {s.name: s for s in (
     VariantSpec("tflite-int8", "tflite", "int8"),
     VariantSpec("onnx-float32", "onnx", "float32"),
     VariantSpec("onnx-dynamic-int8", "onnx", "dynamic-int8"),
+    VariantSpec("tflite-step-float32", "tflite", "float32", kind="step"),
+    VariantSpec("tflite-step-dynamic-int8", "tflite", "dynamic-int8", kind="step"),
+    VariantSpec("onnx-step-float32", "onnx", "float32", kind="step"),
+    VariantSpec("onnx-step-dynamic-int8", "onnx", "dynamic-int8", kind="step"),
 )}
 DEFAULT_VARIANTS = list(CATALOGUE)
 

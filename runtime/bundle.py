@@ -133,6 +133,8 @@ def _tensor(check, data, path):
         zp = check.get(q, "zero_point", "int", path + ".quantization")
         if not (scale > 0 and scale < 1e30):
             check.fail(f"{path}.quantization.scale", "a positive number", scale)
+        if dtype not in ("int8", "uint8", "int16", "int32"):
+            check.fail(f"{path}.quantization", f"absent for a {dtype} tensor (only integer tensors are quantized)", q)
     return TensorSpec(name, dtype, tuple(shape), scale, zp)
 
 
@@ -217,6 +219,8 @@ class Manifest:
         default = c.get(data, "default_variant", "str", "manifest")
         if default not in variants:
             c.fail("default_variant", f"one of {sorted(variants)}", default)
+        if variants[default].kind != "window":   # a step variant cannot answer a window on its own
+            c.fail("default_variant", "a window variant", default)
         return cls(data, vocab_file, vocab_sha, vocab_bytes, vocab_size, window, output, default, variants)
 
 
@@ -243,20 +247,22 @@ def _read_inside(folder, name, limit, where):
     real = os.path.realpath(path)
     if os.path.commonpath([real_folder, real]) != real_folder or os.path.islink(path):
         raise BundleInvalid(f"{where}: {name} is a link or leads outside the bundle folder ({real}); refused")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    # O_NONBLOCK: a FIFO (or device) under a bundle name must not block the open; fstat refuses it below
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise BundleInvalid(f"{where}: {name} is missing from {folder}; copy the whole bundle folder") from None
     except OSError as e:
         raise BundleInvalid(f"{where}: cannot open {name} ({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):   # checked on the fd, before fdopen (which refuses folders with OSError)
+        os.close(fd)
+        raise BundleInvalid(f"{where}: {name} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise BundleInvalid(f"{where}: {name} is not a regular file")
         if st.st_size > limit:
             raise BundleInvalid(f"{where}: {name} is {st.st_size} bytes, more than the {limit} allowed")
-        return f.read(limit + 1)
+        return f.read(st.st_size + 1)   # not limit + 1: read(n) allocates n bytes up front (1 GiB for a model)
 
 
 def _verified(data, name, size, sha256):
@@ -287,7 +293,7 @@ class Bundle:
         raw = _read_inside(path, MANIFEST, MAX_MANIFEST_BYTES, "bundle")
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
             raise BundleInvalid(f"{MANIFEST} is not valid JSON ({e}); the bundle is damaged: re-export or copy it again") from None
         manifest = Manifest.parse(data)
         vocab = _verified(_read_inside(path, manifest.vocab_file, MAX_MANIFEST_BYTES * 16, "bundle"),

@@ -60,20 +60,26 @@ class Predictor:
         self._in = np.zeros((1, self.window), dtype=self._in_dtype)
         self._out_scale, self._out_zero = spec_out.scale, spec_out.zero_point
         self._emits_logits = m.output == "logits"
+        self._step, self._step_name, self._step_lock = None, None, threading.Lock()   # streaming: runtime/session.py
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
-    def load(cls, path, backend="auto", variant=None, num_threads=1):
+    def load(cls, path, backend="auto", variant=None, num_threads=1, step_variant=None):
         """Verify the bundle, then pick a variant and an interpreter package.
 
         backend: auto | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
-        variant: a name from the manifest, or None for the bundle's default (with fallback)."""
+        variant: a name from the manifest, or None for the bundle's default (with fallback).
+        step_variant: the step variant sessions use (loaded on first use), or None to pick the one
+        closest to the window variant."""
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         num_threads = _check_int("num_threads", num_threads, 1)
         bundle = Bundle.open(path)
         m = bundle.manifest
         windows = [v for v in m.variants.values() if v.kind == "window"]
+        if step_variant is not None and (step_variant not in m.variants or m.variants[step_variant].kind != "step"):
+            raise InputError(f"unknown step variant {step_variant!r}; this bundle has "
+                             f"{', '.join(n for n, v in m.variants.items() if v.kind == 'step') or 'none'}")
         if variant is not None:
             if variant not in m.variants or m.variants[variant].kind != "window":
                 raise InputError(f"unknown variant {variant!r}; this bundle has {', '.join(v.name for v in windows)}")
@@ -107,7 +113,9 @@ class Predictor:
                     skipped.append(f"{v.name} on {pkg}: {e}")
                     continue
                 log.info("loaded %s on %s (%d threads)", v.name, pkg, num_threads)
-                return cls(bundle, v, runner, pkg, skipped, num_threads)
+                predictor = cls(bundle, v, runner, pkg, skipped, num_threads)
+                predictor._step_name = step_variant
+                return predictor
         detail = "; ".join(skipped) or "no candidates"
         if missing:
             raise BackendUnavailable(f"no usable interpreter for {path}: {detail}")
@@ -245,6 +253,23 @@ class Predictor:
             words.append(self._words[nxt])
             context = (context + [nxt])[-self.window:]
         return words
+
+    # -- streaming (runtime/session.py) -------------------------------------------------------
+    def step_model(self):
+        """The step variant sessions run on, loaded once, on first use."""
+        if self._step is None:
+            from .session import load_step_for
+            with self._step_lock:
+                if self._step is None:
+                    self._step = load_step_for(self, self._step_name)
+        return self._step
+
+    def session(self, mode="stream", history=20):
+        """A streaming session: feed words, get suggestions, one LSTM step per word (mode "stream") or
+        the window model's exact answer (mode "exact"); `history` bounds undo. See runtime/session.py."""
+        from .session import Session, check_session_args
+        check_session_args(mode, history)   # before loading anything
+        return Session(self.step_model(), mode=mode, history=history)
 
     # -- description -------------------------------------------------------------------------
     def info(self):

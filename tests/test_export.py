@@ -134,6 +134,7 @@ def test_bad_input_is_one_line_exit_2(args, needle, tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, mismatch)
     tok = json.load(open(mismatch / "tokenizer.json"))
     tok["word_counts"].append(["extra", 1])
+    tok["vocab_size"] += 1
     (mismatch / "tokenizer.json").write_text(json.dumps(tok))
     existing = tmp_path / "existing"
     existing.mkdir()
