@@ -276,6 +276,16 @@ def _verified(data, name, size, sha256):
     return data
 
 
+def folder_identity(path):
+    """What changes when a bundle folder is replaced (renamed over, or its manifest rewritten):
+    the folder's inode and the manifest's inode, mtime and size. None if it cannot be read."""
+    try:
+        folder, manifest = os.stat(path), os.stat(os.path.join(path, MANIFEST))
+    except (OSError, TypeError, ValueError):
+        return None
+    return folder.st_dev, folder.st_ino, manifest.st_ino, manifest.st_mtime_ns, manifest.st_size
+
+
 @dataclass
 class Bundle:
     """A verified bundle: manifest and tokenizer checked; model bytes verified on request."""

@@ -21,12 +21,22 @@ def run(prog, body):
         return 130
     except BrokenPipeError:
         # the reader went away (e.g. `| head -1`): stop quietly, and keep Python from complaining at exit
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
+        _drop_stdout()
         return 0
+    except OSError as e:
+        # e.g. stdout on a full disk (ENOSPC): one line, no traceback, and no second complaint at exit
+        _drop_stdout()
+        where = f" ({e.filename})" if e.filename else ""
+        _say(prog, f"{e.strerror or e}{where}", 1)
+        return 1
+
+
+def _drop_stdout():
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _say(prog, err, code):

@@ -11,8 +11,8 @@ import threading
 import numpy as np
 
 from .backends import PACKAGES, import_package, open_backend, package_version
-from .bundle import Bundle
-from .errors import BackendUnavailable, InputError, VariantUnavailable
+from .bundle import Bundle, folder_identity
+from .errors import BackendUnavailable, BundleError, InputError, VariantUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,19 @@ class Predictor:
         backend: auto | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
         variant: a name from the manifest, or None for the bundle's default (with fallback).
         step_variant: the step variant sessions use (loaded on first use), or None to pick the one
-        closest to the window variant."""
+        closest to the window variant.
+        A bundle replaced while it is read (nextword-export --force swaps the folder) is read again:
+        the error is raised only if the folder did not change meanwhile (a damaged bundle)."""
+        for attempt in range(3):
+            before = folder_identity(path)
+            try:
+                return cls._load(path, backend, variant, num_threads, step_variant)
+            except BundleError:
+                if attempt == 2 or folder_identity(path) == before:
+                    raise
+
+    @classmethod
+    def _load(cls, path, backend, variant, num_threads, step_variant):
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         num_threads = _check_int("num_threads", num_threads, 1)
@@ -185,9 +197,12 @@ class Predictor:
         return out
 
     # -- suggestions -------------------------------------------------------------------------
-    def _best(self, z, k):
-        """Top-k (word, probability) from one row of logits; padding and OOV are never suggested."""
-        e = np.exp(z - z.max())
+    def _best(self, z, k, owned=False):
+        """Top-k (word, probability) from one row of logits; padding and OOV are never suggested.
+        `owned`: z is a scratch array of the caller's and may be overwritten (saves two copies)."""
+        e = z if owned and z.dtype == np.float32 else z.astype(np.float32)
+        e -= e.max()
+        np.exp(e, out=e)
         total = e.sum()
         e[self._never] = -1.0
         words = self._words
@@ -203,7 +218,7 @@ class Predictor:
         """The k most likely next words with their probabilities, best first.
         k larger than the vocabulary returns every suggestible word."""
         k = _check_int("k", k, 1)
-        return self._best(self._logits_one(text), k)
+        return self._best(self._logits_one(text), k, owned=True)
 
     def predict_next(self, text):
         """The single most likely next word."""
@@ -218,7 +233,7 @@ class Predictor:
         if not texts:
             return []
         windows = np.stack([self.window_for(t) for t in texts])
-        return [self._best(z, k) for z in self.logits(windows)]
+        return [self._best(z, k, owned=True) for z in self.logits(windows)]
 
     def generate(self, text, n_words=4, strategy="greedy", temperature=1.0, top_k=None, seed=None):
         """Continue `text` by n_words words; returns the new words as a list.

@@ -45,6 +45,7 @@ class Tokenizer:
         self.word_index = {}
         self.index_word = {}
         self._oov_id = None
+        self._vocab_size = 1
         self._translate = str.maketrans({c: split for c in filters})
 
     # -- fitting -----------------------------------------------------------------------------
@@ -72,15 +73,19 @@ class Tokenizer:
         self.word_index = dict(zip(vocab, range(1, len(vocab) + 1)))
         self.index_word = {i: w for w, i in self.word_index.items()}
         self._oov_id = self.word_index.get(self.oov_token) if self.oov_token is not None else None
+        self._vocab_size = self._compute_vocab_size()
 
     # -- mapping -----------------------------------------------------------------------------
     @property
     def vocab_size(self):
         """Width of the model's input/output: ids 0 (padding) .. vocab_size-1; every id that
-        `text_to_ids` can return is below it."""
+        `text_to_ids` can return is below it. Computed once per fit (it is read on hot paths)."""
+        return self._vocab_size
+
+    def _compute_vocab_size(self):
         full = max(self.index_word, default=0) + 1  # not len(word_index)+1: a word equal to the OOV token leaves id 1 unused
         size = min(full, self.num_words) if self.num_words else full
-        oov = getattr(self, "_oov_id", None)
+        oov = self._oov_id
         return max(size, oov + 1) if oov is not None else size  # the OOV id can be >= num_words (same case, or num_words=1)
 
     @property
@@ -127,9 +132,10 @@ class Tokenizer:
 
     def id_to_word_table(self):
         """A list indexed by id (0..vocab_size-1) for fast id -> word lookups; id 0 maps to ''."""
-        table = [""] * self.vocab_size
+        size = self.vocab_size
+        table = [""] * size
         for i, w in self.index_word.items():
-            if i < self.vocab_size:
+            if i < size:
                 table[i] = w
         return table
 
