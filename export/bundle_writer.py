@@ -75,7 +75,7 @@ def parity_table(manifest, failures=None):
 
 def parity_markdown(manifest):
     src = manifest.get("source", {})
-    lines = [f"# Parity report", "",
+    lines = ["# Parity report", "",
              f"Each variant run through the nextword Predictor on its interpreter(s), against the Keras model, on "
              f"{src.get('eval_windows', '?')} evaluation windows ({src.get('eval_source', '?')}). Default variant: "
              f"`{manifest['default_variant']}`.", "", parity_table(manifest)]

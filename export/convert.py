@@ -51,29 +51,36 @@ def tflite_ops(data):
     return ops
 
 
+def tflite_converter(model, family, representative=None):
+    """A TFLiteConverter for one quantization family, builtin ops only (never Flex / SELECT_TF_OPS).
+    `representative`: the calibration generator, needed by full int8."""
+    import tensorflow as tf
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if family != "float32":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if family == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    elif family in ("dynamic-int8", "int8"):
+        # per-channel dense weights need FULLY_CONNECTED v12, which tflite-runtime 2.14 refuses
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+    if family == "int8":
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.representative_dataset = representative
+    elif family not in ("float32", "float16", "dynamic-int8"):
+        raise ValueError(f"unknown quantization family {family!r}")
+    return conv
+
+
 def convert_tflite(trained, family, calib):
     import numpy as np
     import tensorflow as tf
-    model = logits_model(trained, unroll=True, batch=1)
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # never Flex / SELECT_TF_OPS
-    if family == "float16":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
-    elif family == "dynamic-int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        # per-channel dense weights need FULLY_CONNECTED v12, which tflite-runtime 2.14 refuses
-        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
-    elif family == "int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
-        rows = np.asarray(calib, dtype=np.int32)
+    rows = np.asarray(calib, dtype=np.int32)
 
-        def representative():
-            for i in range(len(rows)):
-                yield [rows[i:i + 1]]
-        conv.representative_dataset = representative
+    def representative():
+        for i in range(len(rows)):
+            yield [rows[i:i + 1]]
+    conv = tflite_converter(logits_model(trained, unroll=True, batch=1), family, representative)
     data = conv.convert()
     ops = tflite_ops(data)
     custom = [o for o, _ in ops if o.startswith("CUSTOM") or o.startswith("Flex")]

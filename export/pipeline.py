@@ -4,7 +4,6 @@ Predictor on every interpreter it claims, gate, write the manifest, rename into 
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile

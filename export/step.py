@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .convert import FORMAT_VERSION, ONNX_OPSET, _rename, tflite_ops
+from .convert import FORMAT_VERSION, ONNX_OPSET, _rename, tflite_converter, tflite_ops
 
 INPUTS = ("ids", "h", "c")
 OUTPUTS = ("logits", "h_out", "c_out")
@@ -95,28 +95,16 @@ def convert_step_tflite(trained, family, calib):
     import tensorflow as tf
     units, vocab = units_of(trained), _layers(trained)[2].units
     model = keras_step_model(trained, batch=1)
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]   # never Flex / SELECT_TF_OPS
-    if family == "float16":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
-    elif family == "dynamic-int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        # per-channel dense weights need FULLY_CONNECTED v12, which tflite-runtime 2.14 refuses
-        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
-    elif family == "int8":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+    representative = None
+    if family == "int8":
         _, states = run_windows(keras_step_model(trained, batch=None), calib)
         samples = [(ids[i:i + 1], h[i:i + 1], c[i:i + 1]) for ids, h, c in states for i in range(len(ids))]
 
-        def representative():
+        def calibration():
             for ids, h, c in samples:
                 yield {"ids": ids, "h": h, "c": c}
-        conv.representative_dataset = representative
-    elif family != "float32":
-        raise ValueError(f"no step form for family {family!r}")
+        representative = calibration
+    conv = tflite_converter(model, family, representative)
     data = conv.convert()
     ops = tflite_ops(data)
     custom = [o for o, _ in ops if o.startswith("CUSTOM") or o.startswith("Flex")]

@@ -319,3 +319,40 @@ def open_backend(model_bytes, variant, package, num_threads=1, sha256=None, guar
                 _PROBED.add(key)
     cls = OnnxBackend if variant.format == "onnx" else TfliteBackend
     return cls(model_bytes, variant, package, num_threads)
+
+
+def open_first(bundle, candidates, num_threads=1, strict=False, what="variant"):
+    """The fallback chain: candidates are [(variant, packages)], tried in order; the first variant x
+    package that loads wins. Returns (variant, runner, package, skipped reasons). A damaged file
+    (HashMismatch) is an error, never a reason to fall back; `strict` re-raises an interpreter's refusal.
+    Nothing loadable: BackendUnavailable when a package was missing, else VariantUnavailable."""
+    skipped, missing = [], False
+    for v, packages in candidates:
+        if not packages:
+            skipped.append(f"{v.name}: the requested backend does not run {v.format} files")
+            continue
+        for pkg in packages:
+            ok, reason = v.runnable_on(pkg)
+            if not ok:
+                skipped.append(f"{v.name} on {pkg}: not runnable there ({reason})")
+                continue
+            try:
+                import_package(pkg)
+            except BackendUnavailable as e:
+                skipped.append(f"{v.name} on {pkg}: {e}")
+                missing = True
+                continue
+            data = bundle.model_bytes(v)
+            try:
+                runner = open_backend(data, v, pkg, num_threads=num_threads, sha256=v.sha256)
+            except VariantUnavailable as e:
+                if strict:
+                    raise
+                skipped.append(f"{v.name} on {pkg}: {e}")
+                continue
+            log.info("loaded %s %s on %s (%d threads)", what, v.name, pkg, num_threads)
+            return v, runner, pkg, skipped
+    detail = "; ".join(skipped) or "no candidates"
+    if missing:
+        raise BackendUnavailable(f"no usable interpreter for a {what} of {bundle.path}: {detail}")
+    raise VariantUnavailable(f"no {what} of {bundle.path} can run here: {detail}")

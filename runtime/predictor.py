@@ -10,9 +10,9 @@ import threading
 
 import numpy as np
 
-from .backends import PACKAGES, import_package, open_backend, package_version
+from .backends import PACKAGES, open_first, package_version
 from .bundle import Bundle, folder_identity
-from .errors import BackendUnavailable, BundleError, InputError, VariantUnavailable
+from .errors import BundleError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -99,39 +99,11 @@ class Predictor:
         else:
             default = m.variants[m.default_variant]
             candidates = [default] + sorted((v for v in windows if v is not default), key=lambda v: v.size)
-        skipped, missing = [], False
-        for v in candidates:
-            packages = _packages_for(backend, v.format)
-            if not packages:
-                skipped.append(f"{v.name}: backend {backend!r} does not run {v.format} files")
-                continue
-            for pkg in packages:
-                ok, reason = v.runnable_on(pkg)
-                if not ok:
-                    skipped.append(f"{v.name} on {pkg}: not runnable there ({reason})")
-                    continue
-                try:
-                    import_package(pkg)
-                except BackendUnavailable as e:
-                    skipped.append(f"{v.name} on {pkg}: {e}")
-                    missing = True
-                    continue
-                data = bundle.model_bytes(v)  # HashMismatch is an error, never a reason to fall back
-                try:
-                    runner = open_backend(data, v, pkg, num_threads=num_threads, sha256=v.sha256)
-                except VariantUnavailable as e:
-                    if variant is not None:
-                        raise
-                    skipped.append(f"{v.name} on {pkg}: {e}")
-                    continue
-                log.info("loaded %s on %s (%d threads)", v.name, pkg, num_threads)
-                predictor = cls(bundle, v, runner, pkg, skipped, num_threads)
-                predictor._step_name = step_variant
-                return predictor
-        detail = "; ".join(skipped) or "no candidates"
-        if missing:
-            raise BackendUnavailable(f"no usable interpreter for {path}: {detail}")
-        raise VariantUnavailable(f"no variant of {path} can run here: {detail}")
+        v, runner, pkg, skipped = open_first(bundle, [(v, _packages_for(backend, v.format)) for v in candidates],
+                                             num_threads, strict=variant is not None)
+        predictor = cls(bundle, v, runner, pkg, skipped, num_threads)
+        predictor._step_name = step_variant
+        return predictor
 
     # -- windows and raw outputs -------------------------------------------------------------
     def ids(self, text):

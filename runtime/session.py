@@ -35,7 +35,7 @@ import threading
 
 import numpy as np
 
-from .backends import PACKAGES, import_package, open_backend
+from .backends import PACKAGES, open_first
 from .bundle import Bundle
 from .errors import BackendUnavailable, InputError, VariantUnavailable
 
@@ -287,35 +287,9 @@ class Session:
 
 # -- choosing and loading a step variant -------------------------------------------------------
 def _open_first(bundle, candidates, num_threads, strict=False):
-    """candidates: [(variant, packages)]; the first that loads wins. strict: the only candidate's
-    refusal is raised as is."""
-    skipped, missing = [], False
-    for v, packages in candidates:
-        for pkg in packages:
-            ok, reason = v.runnable_on(pkg)
-            if not ok:
-                skipped.append(f"{v.name} on {pkg}: not runnable there ({reason})")
-                continue
-            try:
-                import_package(pkg)
-            except BackendUnavailable as e:
-                skipped.append(f"{v.name} on {pkg}: {e}")
-                missing = True
-                continue
-            data = bundle.model_bytes(v)   # HashMismatch is an error, never a reason to fall back
-            try:
-                runner = open_backend(data, v, pkg, num_threads=num_threads, sha256=v.sha256)
-            except VariantUnavailable as e:
-                if strict:
-                    raise
-                skipped.append(f"{v.name} on {pkg}: {e}")
-                continue
-            log.info("loaded step variant %s on %s", v.name, pkg)
-            return StepModel(bundle, v, runner, pkg, num_threads)
-    detail = "; ".join(skipped) or "no candidates"
-    if missing:
-        raise BackendUnavailable(f"no usable interpreter for a step variant of {bundle.path}: {detail}")
-    raise VariantUnavailable(f"no step variant of {bundle.path} can run here: {detail}")
+    """The shared fallback chain (runtime.backends.open_first), for step variants."""
+    v, runner, pkg, _ = open_first(bundle, candidates, num_threads, strict=strict, what="step variant")
+    return StepModel(bundle, v, runner, pkg, num_threads)
 
 
 def load_step_for(predictor, name=None):

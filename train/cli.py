@@ -5,7 +5,7 @@ import logging
 import os
 
 from runtime import cliutil
-from runtime.errors import InputError
+
 
 PROG = "nextword-train"
 
@@ -60,14 +60,13 @@ def parser():
 
 
 def body(args):
-    from .fit import TrainConfig, train, MODEL_FILE
+    from .fit import TrainConfig, train
 
     cfg = TrainConfig(corpus=args.corpus, unit=args.unit, window=args.window, embedding_dim=args.embedding_dim,
                       units=args.units, epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, val_split=args.val_split, patience=args.patience,
                       num_words=args.num_words, oov_token=args.oov_token, seed=args.seed).validate()
     if args.out is None:
-        from .corpus import read_corpus
         name = "seed" if not args.corpus else os.path.splitext(os.path.basename(os.path.normpath(args.corpus[0])))[0]
         args.out = os.path.join("artifacts", f"{name}-model")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
