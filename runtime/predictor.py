@@ -182,8 +182,11 @@ class Predictor:
             i = int(e.argmax())
             return [(words[i], float(e[i] / total))]
         k = min(k, self._suggestible)
-        top = np.argpartition(e, -k)[-k:] if k < len(e) else np.arange(len(e))
-        top = top[np.argsort(-e[top], kind="stable")]
+        if len(e) <= 256:   # small vocabularies: one sort beats partition + sort in call overhead
+            top = np.argsort(-e, kind="stable")[:k]
+        else:
+            top = np.argpartition(e, -k)[-k:]
+            top = top[np.argsort(-e[top], kind="stable")]
         return [(words[i], p) for i, p in zip(top.tolist(), (e[top] / total).tolist())]
 
     def top_k(self, text, k=5):
