@@ -14,7 +14,7 @@ import pytest
 
 from bench.report import ratio
 from runtime.bundle import Bundle
-from tests.conftest import REPO, SEED_BUNDLE, run_cli
+from tests.conftest import SEED_BUNDLE, run_cli
 
 from train.corpus import SEED_LINES
 
@@ -106,9 +106,7 @@ def test_bench_smoke_on_the_demo_bundle(tmp_path):
 
 @pytest.mark.tf
 def test_bench_with_keras_has_the_keras_columns_and_ratios(tmp_path, request):
-    model = os.path.join(REPO, "artifacts", "seed-model")
-    if not os.path.isfile(os.path.join(model, "model.keras")):
-        model = request.getfixturevalue("tiny_model_dir")  # same corpus and settings as the demo bundle's model
+    model = request.getfixturevalue("tiny_model_dir")  # same corpus and settings as the demo bundle's model
     out = tmp_path / "out"
     proc = run_cli("bench.cli", SEED_BUNDLE, *QUICK, "--out", out, "--keras", model, "--no-charts",
                    "--legacy-python", "", timeout=300)  # the legacy rows are the smoke test's business

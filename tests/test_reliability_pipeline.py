@@ -24,7 +24,6 @@ from runtime import Predictor
 from runtime.errors import InputError
 from tests.conftest import REPO, SEED_BUNDLE
 
-SEED_MODEL = os.path.join(REPO, "artifacts", "seed-model")
 ENV = {k: v for k, v in os.environ.items() if k != "NEXTWORD_LEGACY_PYTHON"}   # keep these runs short
 ENV.update(PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -115,7 +114,8 @@ def _tmp_has(target, *names, absent=()):
 
 # -- export -----------------------------------------------------------------------------------------
 @pytest.mark.tf
-def test_export_killed_at_three_points_keeps_the_previous_bundle_and_the_next_run_cleans_up(tmp_path):
+def test_export_killed_at_three_points_keeps_the_previous_bundle_and_the_next_run_cleans_up(tmp_path, tiny_model_dir):
+    SEED_MODEL = tiny_model_dir  # a model trained in this session: a clean clone has no artifacts/seed-model
     bundle = str(tmp_path / "B")
     shutil.copytree(SEED_BUNDLE, bundle)
     before = snapshot(bundle)
@@ -177,7 +177,8 @@ def test_interrupted_two_step_replacement_is_restored_by_the_next_run(tmp_path):
 
 # -- train ------------------------------------------------------------------------------------------
 @pytest.mark.tf
-def test_train_killed_while_training_and_while_writing_keeps_the_previous_model(tmp_path):
+def test_train_killed_while_training_and_while_writing_keeps_the_previous_model(tmp_path, tiny_model_dir):
+    SEED_MODEL = tiny_model_dir
     model = str(tmp_path / "M")
     shutil.copytree(SEED_MODEL, model)
     before = snapshot(model)
@@ -337,7 +338,8 @@ json.dump(records, open(out, "w"))
 
 
 @pytest.mark.tf
-def test_readers_see_the_old_or_the_new_bundle_whole_while_export_replaces_it(tmp_path):
+def test_readers_see_the_old_or_the_new_bundle_whole_while_export_replaces_it(tmp_path, tiny_model_dir):
+    SEED_MODEL = tiny_model_dir
     bundle = str(tmp_path / "B")
     shutil.copytree(SEED_BUNDLE, bundle)
     old = Predictor.load(bundle)
