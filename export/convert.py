@@ -116,6 +116,30 @@ def _rename(graph, old, new):
             value.name = new
 
 
+def quantize_onnx_dynamic(proto):
+    """onnxruntime's dynamic int8 quantization (LSTM -> DynamicQuantizeLSTM); returns (proto, converter note)."""
+    import tempfile
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
+        onnx.save(proto, src)
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+        proto = onnx.load(dst)
+    return proto, "; onnxruntime.quantization.quantize_dynamic (QInt8, per channel, reduce_range)"
+
+
+def finish_onnx(proto, **metadata):
+    """Write nextword's metadata_props, pass the full checker, serialize."""
+    import onnx
+    del proto.metadata_props[:]
+    for key, value in dict(nextword_format_version=FORMAT_VERSION, output="logits", **metadata).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
 def convert_onnx(trained, family, vocab_size, window, opset=ONNX_OPSET):
     import onnx
     import tensorflow as tf
@@ -132,21 +156,9 @@ def convert_onnx(trained, family, vocab_size, window, opset=ONNX_OPSET):
     _rename(proto.graph, proto.graph.output[0].name, "logits")
     converter = f"tf2onnx {tf2onnx.__version__} from_function, opset {opset}"
     if family == "dynamic-int8":
-        import tempfile
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
-            onnx.save(proto, src)
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
-            proto = onnx.load(dst)
-        converter += "; onnxruntime.quantization.quantize_dynamic (QInt8, per channel, reduce_range)"
-    del proto.metadata_props[:]
-    for key, value in (("nextword_format_version", FORMAT_VERSION), ("vocab_size", vocab_size), ("window", window),
-                       ("output", "logits")):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    onnx.checker.check_model(proto, full_check=True)
-    data = proto.SerializeToString()
+        proto, note = quantize_onnx_dynamic(proto)
+        converter += note
+    data = finish_onnx(proto, vocab_size=vocab_size, window=window)
 
     def spec(v, name):
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]

@@ -8,11 +8,10 @@ logits [batch, V], h_out [batch, H], c_out [batch, H]. Converters reorder tensor
 found by name (the TFLite signature, the ONNX graph names) and each mapping is then checked by value
 against Keras before the file is accepted."""
 
-import os
 
 import numpy as np
 
-from .convert import FORMAT_VERSION, ONNX_OPSET, _rename, tflite_converter, tflite_ops
+from .convert import ONNX_OPSET, _rename, finish_onnx, quantize_onnx_dynamic, tflite_converter, tflite_ops
 
 INPUTS = ("ids", "h", "c")
 OUTPUTS = ("logits", "h_out", "c_out")
@@ -187,23 +186,11 @@ def convert_step_onnx(trained, family, opset=ONNX_OPSET):
         _rename(proto.graph, value.name, want)
     converter = f"tf2onnx {tf2onnx.__version__} from_function, opset {opset}, Embedding -> LSTMCell -> Dense step"
     if family == "dynamic-int8":
-        import tempfile
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
-            onnx.save(proto, src)
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
-            proto = onnx.load(dst)
-        converter += "; onnxruntime.quantization.quantize_dynamic (QInt8, per channel, reduce_range)"
+        proto, note = quantize_onnx_dynamic(proto)
+        converter += note
     elif family != "float32":
         raise ValueError(f"no ONNX step form for family {family!r}")
-    del proto.metadata_props[:]
-    for key, value in (("nextword_format_version", FORMAT_VERSION), ("vocab_size", vocab), ("window", window),
-                       ("output", "logits"), ("kind", "step"), ("units", units)):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    onnx.checker.check_model(proto, full_check=True)
-    data = proto.SerializeToString()
+    data = finish_onnx(proto, vocab_size=vocab, window=window, kind="step", units=units)
 
     import onnxruntime as ort
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])

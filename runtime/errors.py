@@ -40,3 +40,13 @@ class BackendUnavailable(NextwordError):
     """No interpreter package that can run the requested variant is installed."""
 
     exit_code = 4
+
+
+def check_int(name, value, low):
+    """An integer argument >= low: TypeError for a wrong type, InputError for a value out of range."""
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise InputError(f"{name} must be at least {low}, got {value}")
+    return int(value)

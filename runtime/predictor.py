@@ -12,7 +12,7 @@ import numpy as np
 
 from .backends import PACKAGES, open_first, package_version
 from .bundle import Bundle, folder_identity
-from .errors import BundleError, InputError
+from .errors import BundleError, InputError, check_int as _check_int
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +23,6 @@ def _packages_for(backend, fmt):
     if backend in ("auto", fmt):
         return PACKAGES[fmt]
     return (backend,) if backend in PACKAGES[fmt] else ()
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise InputError(f"{name} must be at least {low}, got {value}")
-    return int(value)
 
 
 class Predictor:

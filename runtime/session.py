@@ -37,7 +37,7 @@ import numpy as np
 
 from .backends import PACKAGES, open_first
 from .bundle import Bundle
-from .errors import BackendUnavailable, InputError, VariantUnavailable
+from .errors import BackendUnavailable, InputError, VariantUnavailable, check_int as _check_int
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,6 @@ MODES = ("stream", "exact")
 DEFAULT_HISTORY = 20
 
 State = collections.namedtuple("State", "h c z")   # z: logits (V,) for the next word after this state
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise InputError(f"{name} must be at least {low}, got {value}")
-    return int(value)
 
 
 class StepModel:
