@@ -164,7 +164,7 @@ def write_all(res, out_dir):
 
 
 def main(argv=None):
-    """python -m bench.charts BENCH_JSON [OUT_DIR]: redraw the charts of a finished run."""
+    """python -m nextword.bench.charts BENCH_JSON [OUT_DIR]: redraw the charts of a finished run."""
     import json
     import sys
     argv = sys.argv[1:] if argv is None else argv

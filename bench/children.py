@@ -12,13 +12,13 @@ import subprocess
 import sys
 import tempfile
 
+from nextword.runtime.child import module_argv
+
 log = logging.getLogger(__name__)
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def child_env(extra=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra or {})
     return env
 
@@ -47,7 +47,7 @@ class Server:
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                                     text=True, bufsize=1, cwd=REPO, env=child_env())
+                                     text=True, bufsize=1, env=child_env())
         self.hello = None
 
     def wait_ready(self):
@@ -93,12 +93,12 @@ class Server:
 
 
 def keras_server(python, model_dir, windows_path, log_path):
-    return Server("keras", [python, "-m", "train.keras_bench", "--serve", os.path.abspath(model_dir),
+    return Server("keras", module_argv("nextword.train.keras_bench", python=python) + ["--serve", os.path.abspath(model_dir),
                             "--windows", windows_path], log_path)
 
 
 def runtime_server(python, bundle, variant, package, texts_path, log_path):
-    return Server(f"{variant} on {package}", [python, "-m", "bench.server", os.path.abspath(bundle), variant, package,
+    return Server(f"{variant} on {package}", module_argv("nextword.bench.server", python=python) + [os.path.abspath(bundle), variant, package,
                                                texts_path], log_path)
 
 
@@ -124,7 +124,7 @@ def run_once(argv, timeout=600):
             tempfile.NamedTemporaryFile("r", suffix=".json") as result:
         try:
             subprocess.run([sys.executable, "-S", "-I", "-c", _LAUNCHER, json.dumps(list(argv)), result.name],
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=REPO, env=child_env(),
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=child_env(),
                            timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise ChildError(f"{_short(argv[0])} {' '.join(argv[1:4])} did not finish within {timeout} s") from None
@@ -163,6 +163,7 @@ def cold_start(argv, runs):
 def _short(arg):
     if arg == sys.executable:
         return "python"
-    if os.path.isabs(arg) and arg.startswith(REPO + os.sep):
-        return os.path.relpath(arg, REPO)
+    here = os.getcwd()
+    if os.path.isabs(arg) and arg.startswith(here + os.sep):
+        return os.path.relpath(arg, here)
     return arg if " " not in arg else repr(arg)

@@ -7,8 +7,8 @@ import os
 import shlex
 import sys
 
-from runtime import cliutil
-from runtime.errors import InputError
+from nextword.runtime import cliutil
+from nextword.runtime.errors import InputError
 
 PROG = "nextword-bench"
 
@@ -70,7 +70,7 @@ def body(args, argv):
         raise InputError(f"--heldout-fraction must be between 0 and 1, got {args.heldout_fraction}")
     if args.keras and not os.path.isdir(args.keras):
         raise InputError(f"--keras {args.keras} is not a folder (expected a model folder from nextword-train)")
-    from runtime.bundle import Bundle
+    from nextword.runtime.bundle import Bundle
     Bundle.open(args.bundle)  # a bad bundle is one line before anything starts
     from .run import Options, run
     from .report import console

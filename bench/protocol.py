@@ -1,8 +1,8 @@
 """The line protocol between the benchmark and its measuring child processes (stdlib only).
 
 The benchmark keeps long-lived children — the Keras model in a TensorFlow process
-(`python -m train.keras_bench --serve`), an interpreter that lives in another environment
-(`python -m bench.server`, e.g. tflite-runtime 2.14 with numpy<2) — and alternates rounds between
+(`python -m nextword.train.keras_bench --serve`), an interpreter that lives in another environment
+(`python -m nextword.bench.server`, e.g. tflite-runtime 2.14 with numpy<2) — and alternates rounds between
 them and the in-process predictors, so machine drift hits every column alike.
 
 One JSON object a line each way. Request: {"cmd": NAME, ...arguments}. Reply: {"ok": true, ...}

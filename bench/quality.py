@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.errors import InputError
-from train.corpus import read_corpus
-from train.windows import Windows, split_heldout
+from nextword.runtime.errors import InputError
+from nextword.train.corpus import read_corpus
+from nextword.train.windows import Windows, split_heldout
 
 from .metrics import DEFAULT_KS, mean_nll, true_ranks
 from .ngram import KneserNeyTrigram

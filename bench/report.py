@@ -357,7 +357,7 @@ def console(res):
 
 
 def main(argv=None):
-    """python -m bench.report BENCH_JSON: rewrite bench.md beside it from the figures (e.g. after a
+    """python -m nextword.bench.report BENCH_JSON: rewrite bench.md beside it from the figures (e.g. after a
     change of wording), with the charts the run made."""
     import json
     import os

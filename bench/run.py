@@ -1,9 +1,9 @@
 """One benchmark run: latency, throughput, cold start, memory, size and quality of every variant ×
 backend of a bundle, against the Keras model (in a TensorFlow child process) and an n-gram baseline.
 
-This process never imports TensorFlow: Keras figures come from `python -m train.keras_bench`
+This process never imports TensorFlow: Keras figures come from `python -m nextword.train.keras_bench`
 children over bench.protocol; interpreters living in another environment (tflite-runtime 2.14)
-from `python -m bench.server` children. See bench/cli.py for the options."""
+from `python -m nextword.bench.server` children. See bench/cli.py for the options."""
 
 import datetime
 import json
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.backends import available_packages
-from runtime.bundle import FORMATS, Bundle
-from runtime.errors import BackendUnavailable, InputError, NextwordError
-from runtime.predictor import Predictor
+from nextword.runtime.backends import available_packages
+from nextword.runtime.bundle import FORMATS, Bundle
+from nextword.runtime.child import module_argv
+from nextword.runtime.errors import BackendUnavailable, InputError, NextwordError
+from nextword.runtime.predictor import Predictor
 
 from . import children, machine, quality, report, timing
 
@@ -132,7 +133,7 @@ def _cold_starts(opt, bundle, here, legacy_ok, text, keras_ok, tick):
     m = bundle.manifest
     runs = opt.cold_runs
     script = os.path.join(os.path.dirname(sys.executable), "nextword-predict")
-    predict = [script] if os.path.isfile(script) else [sys.executable, "-m", "runtime.cli"]
+    predict = [script] if os.path.isfile(script) else module_argv("nextword.runtime.cli")
     jobs = {"python (empty process)": [sys.executable, "-c", "pass"]}
     for pkg in ("ai-edge-litert", "onnxruntime", "tflite-runtime"):
         fmt = next(f for f, pkgs in FORMATS.items() if pkg in pkgs)
@@ -143,10 +144,10 @@ def _cold_starts(opt, bundle, here, legacy_ok, text, keras_ok, tick):
         if pkg in here:
             jobs[f"nextword-predict@{pkg}"] = (predict + [bundle.path, text, "--backend", pkg, "--variant", v.name], v.name)
         elif pkg == "tflite-runtime" and legacy_ok:
-            jobs[f"nextword-predict@{pkg}"] = ([opt.legacy_python, "-m", "runtime.cli", bundle.path, text, "--backend", pkg,
+            jobs[f"nextword-predict@{pkg}"] = (module_argv("nextword.runtime.cli", python=opt.legacy_python) + [bundle.path, text, "--backend", pkg,
                                                "--variant", v.name], v.name)
     if keras_ok:
-        jobs["tensorflow"] = [opt.keras_python, "-m", "train.keras_bench", "--cold", os.path.abspath(opt.keras), "--text", text]
+        jobs["tensorflow"] = module_argv("nextword.train.keras_bench", python=opt.keras_python) + ["--cold", os.path.abspath(opt.keras), "--text", text]
     out = {}
     for name, job in jobs.items():
         argv, variant = job if isinstance(job, tuple) else (job, None)

@@ -1,7 +1,7 @@
 """Cost against vocabulary size and window length, on random-weight models of the default architecture.
 
-Model folders come from a TensorFlow child (`python -m train.keras_bench --scaling`), bundles from
-`python -m export.cli` children with relaxed gates (random weights give flat distributions, where
+Model folders come from a TensorFlow child (`python -m nextword.train.keras_bench --scaling`), bundles from
+`python -m nextword.export.cli` children with relaxed gates (random weights give flat distributions, where
 int8 top-1 agreement means little); both are cached in `cache_dir`, so a second run only measures.
 The measuring happens here, TensorFlow-free, in interleaved rounds over every point."""
 
@@ -10,12 +10,14 @@ import logging
 import os
 import subprocess
 
-from runtime.bundle import Bundle
-from runtime.errors import NextwordError
-from runtime.predictor import Predictor
+from nextword.runtime.bundle import Bundle
+from nextword.runtime.errors import NextwordError
+from nextword.runtime.predictor import Predictor
 
 from . import timing
-from .children import REPO, child_env
+from nextword.runtime.child import module_argv
+
+from .children import child_env
 from .quality import synthetic_texts
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,9 @@ def build(cache_dir, tf_python, pts, embedding_dim, units, tick=None):
     """Model folders and bundles for every point; returns ({(v, t): bundle dir}, [failures])."""
     os.makedirs(cache_dir, exist_ok=True)
     configs = [f"{v}:{t}" for v, t, _ in pts]
-    proc = subprocess.run([tf_python, "-m", "train.keras_bench", "--scaling", os.path.abspath(cache_dir),
+    proc = subprocess.run(module_argv("nextword.train.keras_bench", python=tf_python) + ["--scaling", os.path.abspath(cache_dir),
                            "--embedding-dim", str(embedding_dim), "--units", str(units), "--configs", *configs],
-                          capture_output=True, text=True, cwd=REPO, env=child_env(), timeout=3600)
+                          capture_output=True, text=True, env=child_env(), timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"building the scaling models failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     models = json.loads(proc.stdout.strip().splitlines()[-1])["models"]
@@ -51,11 +53,11 @@ def build(cache_dir, tf_python, pts, embedding_dim, units, tick=None):
         if not os.path.isfile(os.path.join(bundle, "manifest.json")):
             if tick:
                 tick(f"exporting v{m['vocab_size']} t{m['window']}")
-            args = [tf_python, "-m", "export.cli", m["model_dir"], "--out", bundle, "--force", "--quiet",
+            args = module_argv("nextword.export.cli", python=tf_python) + [m["model_dir"], "--out", bundle, "--force", "--quiet",
                     "--drop-failing", "--variants", *VARIANTS]
             for g in RELAXED:
                 args += ["--gate", g]
-            p = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=child_env(), timeout=3600)
+            p = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=3600)
             if p.returncode != 0:
                 failed.append(f"v{m['vocab_size']} t{m['window']}: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
                 continue

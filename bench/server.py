@@ -1,6 +1,6 @@
 """A predictor in another Python environment, timed over the bench.protocol line protocol.
 
-    python -m bench.server BUNDLE VARIANT PACKAGE TEXTS.json
+    python -m nextword.bench.server BUNDLE VARIANT PACKAGE TEXTS.json
 
 Used for interpreters that cannot share the benchmark's process (tflite-runtime 2.14 needs
 numpy<2), so they still take part in the interleaved rounds. Imports only the runtime and numpy.
@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 
-from runtime.backends import package_version
-from runtime.predictor import Predictor
+from nextword.runtime.backends import package_version
+from nextword.runtime.predictor import Predictor
 
 from .protocol import protocol_stream, serve, timed
 

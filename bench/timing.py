@@ -34,7 +34,7 @@ class Candidate:
 
 
 def runtime_measures(fns):
-    """e2e, bare, tokenize, rank and batch<B> measures from bench.server.handlers (in process or over a pipe)."""
+    """e2e, bare, tokenize, rank and batch<B> measures from nextword.bench.server.handlers (in process or over a pipe)."""
     out = {name: (lambda name: lambda n: fns[name](n=n)["samples"])(name) for name in ("e2e", "bare", "tokenize", "rank")}
     for b in BATCH_SIZES:
         out[f"batch{b}"] = (lambda b: lambda n: fns["batch"](n=n, size=b)["samples"])(b)

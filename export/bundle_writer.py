@@ -6,7 +6,7 @@ import json
 import os
 import platform
 
-from runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
+from nextword.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
 
 
 def producer_versions():

@@ -5,8 +5,8 @@ import logging
 import os
 import sys
 
-from runtime import cliutil
-from runtime.errors import InputError
+from nextword.runtime import cliutil
+from nextword.runtime.errors import InputError
 
 PROG = "nextword-export"
 

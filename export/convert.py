@@ -1,4 +1,4 @@
-"""One variant, converted in its own child process (`python -m export.convert SPEC.json`).
+"""One variant, converted in its own child process (`python -m nextword.export.convert SPEC.json`).
 
 Converters crash (SIGSEGV in int8 calibration is real), so the parent only ever sees an exit status
 and, on success, the model file plus a JSON sidecar describing it. Forms chosen from the field notes:
@@ -11,7 +11,8 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from nextword.train.quiet_tf import import_keras, import_tensorflow
+
 
 ONNX_OPSET = 17
 OPSETS = range(13, 19)   # tf2onnx 1.17 refuses opsets above 18; below 13 lacks what the graph needs
@@ -20,7 +21,7 @@ FORMAT_VERSION = 1
 
 def logits_model(trained, unroll, batch):
     """Same weights as the trained Embedding -> LSTM -> Dense(softmax) model, with a linear output."""
-    import keras
+    keras = import_keras()
     emb, lstm, dense = [l for l in trained.layers if l.weights]
     window = trained.input_shape[1]
     vocab = dense.units
@@ -37,6 +38,7 @@ def logits_model(trained, unroll, batch):
 
 def tflite_ops(data):
     """[(op name, version)] of a TFLite flatbuffer; custom ops by their custom code."""
+    import_tensorflow()
     from tensorflow.lite.python import schema_py_generated as schema
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     model = schema.Model.GetRootAsModel(data, 0)
@@ -54,7 +56,7 @@ def tflite_ops(data):
 def tflite_converter(model, family, representative=None):
     """A TFLiteConverter for one quantization family, builtin ops only (never Flex / SELECT_TF_OPS).
     `representative`: the calibration generator, needed by full int8."""
-    import tensorflow as tf
+    tf = import_tensorflow()
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if family != "float32":
@@ -74,7 +76,7 @@ def tflite_converter(model, family, representative=None):
 
 def convert_tflite(trained, family, calib):
     import numpy as np
-    import tensorflow as tf
+    tf = import_tensorflow()
     rows = np.asarray(calib, dtype=np.int32)
 
     def representative():
@@ -142,7 +144,7 @@ def finish_onnx(proto, **metadata):
 
 def convert_onnx(trained, family, vocab_size, window, opset=ONNX_OPSET):
     import onnx
-    import tensorflow as tf
+    tf = import_tensorflow()
     import tf2onnx
     model = logits_model(trained, unroll=False, batch=None)
     model(tf.zeros((1, window), tf.int32))
@@ -173,7 +175,7 @@ def convert_onnx(trained, family, vocab_size, window, opset=ONNX_OPSET):
 def main(spec_path):
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
-    import keras
+    keras = import_keras()
     import numpy as np
     trained = keras.saving.load_model(os.path.join(spec["model_dir"], "model.keras"))
     calib = np.load(os.path.join(spec["model_dir"], "windows.npz"), allow_pickle=False)["x_calib"]

@@ -10,13 +10,15 @@ import tempfile
 
 import numpy as np
 
-from runtime.backends import available_packages, package_version
-from runtime.bundle import FORMATS
-from runtime.errors import InputError, NextwordError
-from runtime.predictor import Predictor
-from runtime.session import step_probabilities
-from runtime.tokenizer import Tokenizer
-from train.atomic import AtomicFolder, check_target
+from nextword.runtime.backends import available_packages, package_version
+from nextword.runtime.bundle import FORMATS
+from nextword.runtime.child import module_argv
+from nextword.runtime.errors import InputError, NextwordError
+from nextword.runtime.predictor import Predictor
+from nextword.runtime.session import step_probabilities
+from nextword.runtime.tokenizer import Tokenizer
+from nextword.train.atomic import AtomicFolder, check_target
+from nextword.train.quiet_tf import import_keras
 
 from . import bundle_writer, parity
 from .variants import CATALOGUE, DEFAULT_VARIANTS
@@ -60,11 +62,9 @@ def _convert(spec, model_dir, folder, opset):
            "family": spec.family, "out_file": out_file, "name": spec.name, "opset": opset}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
-        proc = subprocess.run([sys.executable, "-m", "export.convert", f.name], capture_output=True, text=True,
+        proc = subprocess.run(module_argv("nextword.export.convert", f.name), capture_output=True, text=True,
                               timeout=CONVERT_TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
         return None, f"converter timed out after {CONVERT_TIMEOUT} s"
@@ -83,10 +83,8 @@ def _convert(spec, model_dir, folder, opset):
 
 def _legacy_probabilities(legacy_python, folder, name, x_path):
     out = x_path + f".{name}.npy"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root)
-    proc = subprocess.run([legacy_python, "-m", "runtime.dump", folder, name, "tflite-runtime", x_path, out],
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(module_argv("nextword.runtime.dump", folder, name, "tflite-runtime", x_path, out, python=legacy_python),
+                          capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
         why = f"signal {-proc.returncode}" if proc.returncode < 0 else (lines[-1] if lines else f"exit {proc.returncode}")
@@ -124,7 +122,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
     with open(os.path.join(model_dir, "train-report.json"), encoding="utf-8") as f:
         report = json.load(f)
 
-    import keras
+    keras = import_keras()
     model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
     width, window = model.output_shape[-1], model.input_shape[1]
     if width != tokenizer.vocab_size:

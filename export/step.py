@@ -11,6 +11,7 @@ against Keras before the file is accepted."""
 
 import numpy as np
 
+from nextword.train.quiet_tf import import_keras, import_tensorflow
 from .convert import ONNX_OPSET, _rename, finish_onnx, quantize_onnx_dynamic, tflite_converter, tflite_ops
 
 INPUTS = ("ids", "h", "c")
@@ -25,7 +26,7 @@ def _layers(trained):
 
 def keras_step_model(trained, batch=1):
     """A Keras model with the trained weights: {ids, h, c} -> {logits, h_out, c_out}."""
-    import keras
+    keras = import_keras()
     emb, lstm, dense = _layers(trained)
     units = lstm.units
     ids = keras.Input(shape=(1,), batch_size=batch, dtype="int32", name="ids")
@@ -52,7 +53,7 @@ def run_windows(step_model, windows):
     """Logits after running each (pre-padded) window through the Keras step model from the zero
     state, all windows as one batch: (B, V) logits, plus the (h, c) seen before each step (for
     calibration)."""
-    import keras
+    keras = import_keras()
     windows = np.asarray(windows, dtype=np.int32)
     units = step_model.get_layer("lstm_cell").units
     h = np.zeros((len(windows), units), np.float32)
@@ -91,7 +92,7 @@ def _check_by_value(run_one, model, units, vocab, family, what):
 
 
 def convert_step_tflite(trained, family, calib):
-    import tensorflow as tf
+    tf = import_tensorflow()
     units, vocab = units_of(trained), _layers(trained)[2].units
     model = keras_step_model(trained, batch=1)
     representative = None
@@ -160,7 +161,7 @@ def _dequantize(a, d):
 
 def convert_step_onnx(trained, family, opset=ONNX_OPSET):
     import onnx
-    import tensorflow as tf
+    tf = import_tensorflow()
     import tf2onnx
     units, vocab = units_of(trained), _layers(trained)[2].units
     window = trained.input_shape[1]

@@ -1,6 +1,6 @@
 """nextword's device runtime: numpy plus one interpreter, no TensorFlow.
 
-    from runtime import Predictor
+    from nextword.runtime import Predictor
     p = Predictor.load("artifacts/seed")
     p.top_k("hello how", k=3)
 """

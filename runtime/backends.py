@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 
+from .child import module_argv
 from .errors import BackendUnavailable, BundleInvalid, VariantUnavailable
 
 log = logging.getLogger(__name__)
@@ -275,12 +276,9 @@ def check_tflite_structure(data):
 def _probe_in_child(model_bytes, variant, package, timeout=120):
     """First load of a file on tflite-runtime happens in a child process: a malformed flatbuffer there
     crashes the whole process with SIGSEGV, so only a file that survived a child is loaded here."""
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
-        proc = subprocess.run([sys.executable, "-m", "runtime.probe", package, variant.format],
-                              input=bytes(model_bytes), capture_output=True, timeout=timeout, env=env)
+        proc = subprocess.run(module_argv("nextword.runtime.probe", package, variant.format),
+                              input=bytes(model_bytes), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise VariantUnavailable(f"{package} did not load {variant.file} within {timeout} s in a check process") from None
     if proc.returncode < 0:

@@ -1,4 +1,4 @@
-"""`python -m runtime.dump BUNDLE VARIANT BACKEND WINDOWS.npy OUT.npy`: the Predictor's probabilities
+"""`python -m nextword.runtime.dump BUNDLE VARIANT BACKEND WINDOWS.npy OUT.npy`: the Predictor's probabilities
 for given id windows, written as .npy (for a step variant: each window run through it from the zero
 state by an exact-mode session). Lets export check a variant on an interpreter that lives in
 another environment (tflite-runtime 2.14 needs numpy<2) through the real Predictor code."""

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from runtime import Predictor  # noqa: E402
+from nextword.runtime import Predictor  # noqa: E402
 
 
 def rss_mb():

@@ -12,11 +12,11 @@ import sys
 
 import pytest
 
-from bench.report import ratio
-from runtime.bundle import Bundle
-from tests.conftest import SEED_BUNDLE, run_cli
+from nextword.bench.report import ratio
+from nextword.runtime.bundle import Bundle
+from support import SEED_BUNDLE, run_cli
 
-from train.corpus import SEED_LINES
+from nextword.train.corpus import SEED_LINES
 
 QUICK = ("--quick", "--repeats", "2", "--block-ms", "5", "--cold-runs", "1", "--quiet")
 RUNTIME_MEASURES = ("e2e", "bare", "tokenize", "rank", "batch1", "batch8", "batch64")
@@ -78,7 +78,7 @@ def test_bench_smoke_on_the_demo_bundle(tmp_path):
     fake_model.mkdir()
     (fake_model / "model.keras").write_bytes(b"")
     out = tmp_path / "out"
-    proc = run_cli("bench.cli", SEED_BUNDLE, *QUICK, "--out", out, "--corpus", corpus, "--unit", "line",
+    proc = run_cli("nextword-bench", SEED_BUNDLE, *QUICK, "--out", out, "--corpus", corpus, "--unit", "line",
                    "--heldout-fraction", "0.25", "--keras", fake_model, "--keras-python", _no_tf_python(tmp_path),
                    timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -108,7 +108,7 @@ def test_bench_smoke_on_the_demo_bundle(tmp_path):
 def test_bench_with_keras_has_the_keras_columns_and_ratios(tmp_path, request):
     model = request.getfixturevalue("tiny_model_dir")  # same corpus and settings as the demo bundle's model
     out = tmp_path / "out"
-    proc = run_cli("bench.cli", SEED_BUNDLE, *QUICK, "--out", out, "--keras", model, "--no-charts",
+    proc = run_cli("nextword-bench", SEED_BUNDLE, *QUICK, "--out", out, "--keras", model, "--no-charts",
                    "--legacy-python", "", timeout=300)  # the legacy rows are the smoke test's business
     assert proc.returncode == 0, proc.stderr
     res = json.loads((out / "bench.json").read_text())

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.metrics import latency_summary, perplexity, topk_accuracy, true_ranks
-from bench.ngram import KneserNeyTrigram, targets
-from train.windows import Windows, split_heldout
+from nextword.bench.metrics import latency_summary, perplexity, topk_accuracy, true_ranks
+from nextword.bench.ngram import KneserNeyTrigram, targets
+from nextword.train.windows import Windows, split_heldout
 
 SMALL = settings(max_examples=50, deadline=None, derandomize=True)
 

@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from runtime import Predictor
-from runtime.bundle import Bundle, sha256_file
-from tests.conftest import LEGACY_PYTHON, SEED_BUNDLE, SEED_TEXTS, installed_packages, run_cli
+from nextword.runtime import Predictor
+from nextword.runtime.bundle import Bundle, sha256_file
+from support import LEGACY_PYTHON, SEED_BUNDLE, SEED_TEXTS, installed_packages, run_cli
 
 pytestmark = pytest.mark.tf
 PACKAGES = installed_packages()
@@ -101,7 +101,7 @@ def test_gate_failure_keeps_the_previous_bundle(tiny_model_dir, tmp_path):
     out = tmp_path / "bundle"
     shutil.copytree(SEED_BUNDLE, out)
     before = {f: sha256_file(out / f) for f in os.listdir(out)}
-    r = run_cli("export.cli", tiny_model_dir, "--out", out, "--force", "--variants", "tflite-float32", "tflite-int8",
+    r = run_cli("nextword-export", tiny_model_dir, "--out", out, "--force", "--variants", "tflite-float32", "tflite-int8",
                 "--quiet", env={"NEXTWORD_FAULT_INJECT": "tflite-int8"})
     assert r.returncode == 1, r.stderr
     assert "tflite-int8" in r.stderr and "top1_agreement" in r.stderr
@@ -109,7 +109,7 @@ def test_gate_failure_keeps_the_previous_bundle(tiny_model_dir, tmp_path):
     assert {f: sha256_file(out / f) for f in os.listdir(out)} == before
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".nextword-tmp-")]
     # --drop-failing leaves the variant out and records why
-    r = run_cli("export.cli", tiny_model_dir, "--out", out, "--force", "--variants", "tflite-float32", "tflite-int8",
+    r = run_cli("nextword-export", tiny_model_dir, "--out", out, "--force", "--variants", "tflite-float32", "tflite-int8",
                 "--quiet", "--drop-failing", env={"NEXTWORD_FAULT_INJECT": "tflite-int8"})
     assert r.returncode == 0, r.stderr
     m = json.load(open(out / "manifest.json"))
@@ -141,7 +141,7 @@ def test_bad_input_is_one_line_exit_2(args, needle, tiny_model_dir, tmp_path):
     args = [a.format(model=tiny_model_dir, empty=empty, mismatch=mismatch, existing=existing) for a in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "out")]
-    r = run_cli("export.cli", *args, "--quiet")
+    r = run_cli("nextword-export", *args, "--quiet")
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

@@ -17,10 +17,10 @@ import threading
 
 import pytest
 
-from runtime import Predictor
-from runtime.bundle import sha256_bytes
-from runtime.errors import BundleInvalid, NextwordError
-from tests.conftest import REPO, SEED_BUNDLE, SEED_TEXTS, installed_packages
+from nextword.runtime import Predictor
+from nextword.runtime.bundle import sha256_bytes
+from nextword.runtime.errors import BundleInvalid, NextwordError
+from support import REPO, SEED_BUNDLE, SEED_TEXTS, installed_packages
 
 PACKAGES = installed_packages()
 FORMAT_OF = {"ai-edge-litert": "tflite", "tflite-runtime": "tflite", "onnxruntime": "onnx"}
@@ -392,8 +392,8 @@ def hook(event, args):
         if os.path.realpath(path).startswith(root) or path.startswith(root):
             opened.append(path)
 sys.addaudithook(hook)
-from runtime import Predictor, NextwordError
-import runtime.bundle as rb
+from nextword.runtime import Predictor, NextwordError
+import nextword.runtime.bundle as rb
 if sys.argv[3] == "nocheck":   # control: what a loader without the path checks would do
     rb.check_file_name = lambda name, where: name
     rb._read_inside = lambda folder, name, limit, where: open(os.path.join(folder, name), "rb").read()
@@ -407,7 +407,7 @@ print(json.dumps({"opened": opened, "result": result}))
 
 
 def _audit(root, bundle, mode):
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-c", AUDIT_CHILD, str(root), str(bundle), mode], capture_output=True,
                           text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -497,7 +497,7 @@ def test_symlinked_bundle_folder_itself_is_fine(tmp_path):
 
 FIFO_CHILD = r"""
 import sys
-from runtime import Predictor, NextwordError
+from nextword.runtime import Predictor, NextwordError
 try:
     Predictor.load(sys.argv[1])
     print("loaded")
@@ -525,7 +525,7 @@ def test_special_files_under_bundle_names_are_refused_without_blocking(name, tmp
         os.unlink(os.path.join(b, target))
         os.mkfifo(os.path.join(b, target))
     proc = subprocess.run([sys.executable, "-c", FIFO_CHILD, b], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=REPO))
+                          env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("BundleInvalid") and "not a regular file" in proc.stdout, proc.stdout
 
@@ -618,8 +618,8 @@ def test_eight_threads_two_thousand_predictions_each(package):
 
 RLIMIT_CHILD = r"""
 import resource, sys
-from runtime import Predictor
-from runtime.backends import available_packages
+from nextword.runtime import Predictor
+from nextword.runtime.backends import available_packages
 available_packages()                         # interpreters imported first: their own mappings count
 with open("/proc/self/status") as f:
     vm = next(int(line.split()[1]) for line in f if line.startswith("VmSize")) * 1024
@@ -633,6 +633,6 @@ def test_loading_fits_in_a_small_address_space():
     """Reading a model used to call read(1 GiB + 1), which allocates that much up front: under a
     memory limit (ulimit -v, small devices without overcommit) every load failed with MemoryError."""
     proc = subprocess.run([sys.executable, "-c", RLIMIT_CHILD, SEED_BUNDLE], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+                          timeout=120, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-800:]
     assert proc.stdout.strip().splitlines()[-1] == "your"

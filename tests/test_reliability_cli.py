@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from tests.conftest import REPO, SEED_BUNDLE
+from support import REPO, SEED_BUNDLE
 
-ENV = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="0")
+ENV = dict(os.environ, PYTHONUNBUFFERED="0")
 TFLITE_LOG = "INFO: Created TensorFlow Lite XNNPACK delegate"   # printed by the TFLite C++ runtime itself
 
 
@@ -33,7 +33,7 @@ def _shell(script, timeout=120):
 def test_pipe_into_head_ends_quietly(flags):
     """20,000 input lines, the reader keeps one answer and exits: no BrokenPipeError traceback, no
     'Exception ignored' at shutdown, exit 0 (asked for via PIPESTATUS, not the pipeline's status)."""
-    script = (f"set -o pipefail; yes 'hello how' | head -n 20000 | {sys.executable} -m runtime.cli {SEED_BUNDLE} {flags} "
+    script = (f"set -o pipefail; yes 'hello how' | head -n 20000 | {sys.executable} -m nextword.runtime.cli {SEED_BUNDLE} {flags} "
               "2>stderr.txt | head -1; echo \"status=${PIPESTATUS[2]}\"")
     script = f"cd \"$(mktemp -d)\" && {script}; cat stderr.txt >&2"
     proc = _shell(script)
@@ -45,7 +45,7 @@ def test_pipe_into_head_ends_quietly(flags):
 
 def test_pipe_closed_before_the_first_answer_is_quiet():
     """The reader is gone before anything is written (`| true`)."""
-    proc = _shell(f"yes 'hello' | head -n 5000 | {sys.executable} -m runtime.cli {SEED_BUNDLE} | true; "
+    proc = _shell(f"yes 'hello' | head -n 5000 | {sys.executable} -m nextword.runtime.cli {SEED_BUNDLE} | true; "
                   "echo \"status=${PIPESTATUS[2]}\"")
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "status=0"
@@ -121,7 +121,7 @@ def _on_terminal(args):
 
 @pytest.mark.parametrize("how", ["ctrl-c key", "SIGINT while idle at the prompt"])
 def test_ctrl_c_in_an_interactive_session_exits_130_without_traceback(how):
-    proc, fd = _on_terminal([sys.executable, "-m", "runtime.cli", SEED_BUNDLE])
+    proc, fd = _on_terminal([sys.executable, "-m", "nextword.runtime.cli", SEED_BUNDLE])
     try:
         term = _Terminal(fd, proc.pid)
         at = term.expect(b"> ")
@@ -148,7 +148,7 @@ def test_ctrl_c_in_an_interactive_session_exits_130_without_traceback(how):
 def test_invalid_utf8_lines_get_one_error_each_and_the_session_goes_on():
     lines = [b"hello how is", b"\xff\xfe bad", b"hello what", b"caf\xe9 au lait", b"hello how are your",
              b"\xc3\x28", b"", "ÜBER 東京".encode()]
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", SEED_BUNDLE], input=b"\n".join(lines) + b"\n",
+    proc = subprocess.run([sys.executable, "-m", "nextword.runtime.cli", SEED_BUNDLE], input=b"\n".join(lines) + b"\n",
                           capture_output=True, timeout=120, cwd=REPO, env=ENV)
     out = proc.stdout.decode().splitlines()
     err = _ours(proc.stderr.decode())
@@ -161,7 +161,7 @@ def test_invalid_utf8_lines_get_one_error_each_and_the_session_goes_on():
 
 def test_nul_bytes_and_a_megabyte_line_are_answered():
     big = b"blah " * 220_000 + b"hello how is"
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", SEED_BUNDLE],
+    proc = subprocess.run([sys.executable, "-m", "nextword.runtime.cli", SEED_BUNDLE],
                           input=b"hello\x00how is\n" + big + b"\nhello how is\n", capture_output=True, timeout=120,
                           cwd=REPO, env=ENV)
     out = proc.stdout.decode().splitlines()
@@ -174,7 +174,7 @@ def test_output_to_a_full_disk_is_one_line_exit_1():
     if not os.path.exists("/dev/full"):
         pytest.fail("/dev/full missing: this test needs Linux")
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([sys.executable, "-m", "runtime.cli", SEED_BUNDLE, "hello how is"], stdout=full,
+        proc = subprocess.run([sys.executable, "-m", "nextword.runtime.cli", SEED_BUNDLE, "hello how is"], stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=120, cwd=REPO, env=ENV)
     assert proc.returncode == 1
     assert _ours(proc.stderr.strip()) == ["nextword-predict: error: No space left on device"], proc.stderr

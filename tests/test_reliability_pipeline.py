@@ -20,12 +20,12 @@ import time
 
 import pytest
 
-from runtime import Predictor
-from runtime.errors import InputError
-from tests.conftest import REPO, SEED_BUNDLE
+from nextword.runtime import Predictor
+from nextword.runtime.errors import InputError
+from support import REPO, SEED_BUNDLE
 
 ENV = {k: v for k, v in os.environ.items() if k != "NEXTWORD_LEGACY_PYTHON"}   # keep these runs short
-ENV.update(PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+ENV.update(TF_CPP_MIN_LOG_LEVEL="3")
 
 HOOK = r"""
 import os, sys, time
@@ -36,21 +36,21 @@ def pause(*_, **__):
     time.sleep(600)
 
 if phase == "parity":            # export: the first Predictor.load of the parity gate
-    import export.pipeline as P
+    import nextword.export.pipeline as P
     P.Predictor = type("Paused", (), {"load": staticmethod(pause)})
 elif phase == "rename":          # export or train: the complete temp folder, fsynced, just before the rename
-    import train.atomic as A
+    import nextword.train.atomic as A
     fsync = A._fsync_tree
     def fsync_then_pause(folder):
         fsync(folder)
         pause()
     A._fsync_tree = fsync_then_pause
 elif phase == "writing":         # train: model.keras written into the temp folder, the rest not yet
-    import train.fit as F
+    import nextword.train.fit as F
     F.plot_curves = pause
 elif phase == "training":        # train: mark after the first epoch and keep training
     import keras
-    import train.fit as F
+    import nextword.train.fit as F
     class Mark(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 0:
@@ -131,24 +131,24 @@ def test_export_killed_at_three_points_keeps_the_previous_bundle_and_the_next_ru
         assert Predictor.load(bundle).predict_next("hello how is") == "your"
 
     # 1. during conversion: the temp folder holds the vocabulary but no manifest yet
-    proc = start("export.cli", args)
+    proc = start("nextword.export.cli", args)
     kill_when(proc, _tmp_has(bundle, "vocab.json", absent=("manifest.json",)))
     check_after_kill()
     # 2. during the parity gate: both models converted, the provisional manifest written
     marker = str(tmp_path / "parity.marker")
-    proc = start("export.cli", args, "parity", marker)
+    proc = start("nextword.export.cli", args, "parity", marker)
     kill_when(proc, lambda: os.path.exists(marker))
     assert _tmp_has(bundle, "float32.tflite", "float32.onnx", "manifest.json")()
     check_after_kill()
     # 3. just before the rename: the temp folder is the complete new bundle
     marker = str(tmp_path / "rename.marker")
-    proc = start("export.cli", args, "rename", marker)
+    proc = start("nextword.export.cli", args, "rename", marker)
     kill_when(proc, lambda: os.path.exists(marker))
     assert _tmp_has(bundle, "parity.md", "manifest.json", "float32.tflite", "float32.onnx")()
     check_after_kill()
 
     # the next successful run removes the leftovers of the killed runs (their processes are gone)
-    proc = subprocess.run([sys.executable, "-m", "export.cli", SEED_MODEL, "--out", bundle, "--force", "--quiet",
+    proc = subprocess.run([sys.executable, "-m", "nextword.export.cli", SEED_MODEL, "--out", bundle, "--force", "--quiet",
                            "--variants", "tflite-float32"], cwd=REPO, env=ENV, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -161,7 +161,7 @@ def test_export_killed_at_three_points_keeps_the_previous_bundle_and_the_next_ru
 def test_interrupted_two_step_replacement_is_restored_by_the_next_run(tmp_path):
     """Without renameat2 the replacement is two renames; a run killed between them leaves no folder at
     the target and the previous one under .old: clean_leftovers puts it back, and drops the new one."""
-    from train.atomic import clean_leftovers
+    from nextword.train.atomic import clean_leftovers
     target = tmp_path / "B"
     dead = 2 ** 22 + 12345   # above the default pid_max: no such process
     old = tmp_path / f".nextword-tmp-B.{dead}.0123abcd.old"
@@ -186,12 +186,12 @@ def test_train_killed_while_training_and_while_writing_keeps_the_previous_model(
 
     # 1. while training (after the first epoch): nothing is written yet
     marker = str(tmp_path / "training.marker")
-    proc = start("train.cli", args, "training", marker)
+    proc = start("nextword.train.cli", args, "training", marker)
     kill_when(proc, lambda: os.path.exists(marker))
     assert snapshot(model) == before and leftovers(model) == []
     # 2. while writing the model folder: model.keras is in the temp folder, the curves are not
     marker = str(tmp_path / "writing.marker")
-    proc = start("train.cli", args[:-1] + ["3", "--quiet"], "writing", marker)
+    proc = start("nextword.train.cli", args[:-1] + ["3", "--quiet"], "writing", marker)
     kill_when(proc, lambda: os.path.exists(marker))
     assert _tmp_has(model, "model.keras", absent=("train-report.json",))()
     assert snapshot(model) == before
@@ -199,10 +199,10 @@ def test_train_killed_while_training_and_while_writing_keeps_the_previous_model(
 
     # the old model still exports-ready: its files parse
     json.load(open(os.path.join(model, "train-report.json")))
-    from runtime.tokenizer import Tokenizer
+    from nextword.runtime.tokenizer import Tokenizer
     assert Tokenizer.load(os.path.join(model, "tokenizer.json")).vocab_size == 11
 
-    proc = subprocess.run([sys.executable, "-m", "train.cli", "--out", model, "--force", "--epochs", "3", "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "nextword.train.cli", "--out", model, "--force", "--epochs", "3", "--quiet"],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert leftovers(model) == []
@@ -212,7 +212,7 @@ def test_train_killed_while_training_and_while_writing_keeps_the_previous_model(
 
 # -- hostile corpora ----------------------------------------------------------------------------------
 def _train_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "train.cli", *map(str, args), "--quiet"], cwd=REPO, env=ENV,
+    return subprocess.run([sys.executable, "-m", "nextword.train.cli", *map(str, args), "--quiet"], cwd=REPO, env=ENV,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -251,7 +251,7 @@ def test_ten_megabyte_single_line_trains_quickly_in_bounded_memory(tmp_path):
     assert path.stat().st_size == 10_000_000 and "\n" not in text
     out = tmp_path / "m"
     started = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "--corpus", str(path), "--window", "5", "--epochs", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "nextword.train.cli", "--corpus", str(path), "--window", "5", "--epochs", "1",
                              "--batch-size", "16384", "--units", "8", "--embedding-dim", "4", "--out", str(out), "--quiet"], cwd=REPO, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = proc.communicate(timeout=600)
@@ -266,7 +266,7 @@ def test_ten_megabyte_single_line_trains_quickly_in_bounded_memory(tmp_path):
 
 
 def test_read_corpus_names_the_file_and_offset_of_mixed_encodings(tmp_path):
-    from train.corpus import CorpusError, read_corpus
+    from nextword.train.corpus import CorpusError, read_corpus
     (tmp_path / "a.txt").write_text("hello how are you\n", encoding="utf-8")
     (tmp_path / "b.txt").write_bytes("d\xe9j\xe0 vu\n".encode("latin-1"))
     with pytest.raises(CorpusError) as e:
@@ -276,7 +276,7 @@ def test_read_corpus_names_the_file_and_offset_of_mixed_encodings(tmp_path):
 
 
 def test_a_file_that_disappears_between_listing_and_reading_is_a_clear_error(tmp_path, monkeypatch):
-    import train.corpus as corpus
+    import nextword.train.corpus as corpus
     for n in ("a.txt", "b.txt", "c.txt"):
         (tmp_path / n).write_text(f"hello how {n}\n")
     real = corpus.corpus_files
@@ -291,7 +291,7 @@ def test_a_file_that_disappears_between_listing_and_reading_is_a_clear_error(tmp
 
 
 def test_a_name_listed_by_os_walk_that_no_longer_exists_is_a_clear_error(tmp_path, monkeypatch):
-    import train.corpus as corpus
+    import nextword.train.corpus as corpus
     (tmp_path / "a.txt").write_text("hello how are you\n")
     real_walk = os.walk
 
@@ -304,12 +304,12 @@ def test_a_name_listed_by_os_walk_that_no_longer_exists_is_a_clear_error(tmp_pat
 
 
 def test_a_folder_named_like_a_text_file_and_an_unreadable_file_are_clear_errors(tmp_path):
-    from train.corpus import CorpusError, read_corpus
+    from nextword.train.corpus import CorpusError, read_corpus
     (tmp_path / "sub.txt").mkdir()
     (tmp_path / "sub.txt" / "x.txt").write_text("hello how are you\n")
     assert read_corpus([str(tmp_path)]).documents == ["hello how are you"]   # the folder is walked into
     with pytest.raises(CorpusError, match="is a folder"):
-        from train.corpus import read_text
+        from nextword.train.corpus import read_text
         read_text(str(tmp_path / "sub.txt"))
     locked = tmp_path / "locked.txt"
     locked.write_text("hello\n")
@@ -322,7 +322,7 @@ def test_a_folder_named_like_a_text_file_and_an_unreadable_file_are_clear_errors
 # -- readers while the bundle is replaced ---------------------------------------------------------------
 READER = r"""
 import json, os, sys, time
-from runtime import Predictor, NextwordError
+from nextword.runtime import Predictor, NextwordError
 bundle, stop, out = sys.argv[1:4]
 records = []
 while not os.path.exists(stop):
@@ -349,7 +349,7 @@ def test_readers_see_the_old_or_the_new_bundle_whole_while_export_replaces_it(tm
     readers = [subprocess.Popen([sys.executable, "-c", READER, bundle, stop, str(tmp_path / f"r{i}.json")],
                                 cwd=REPO, env=ENV) for i in range(2)]
     try:
-        writer = subprocess.run([sys.executable, "-m", "export.cli", SEED_MODEL, "--out", bundle, "--force", "--quiet",
+        writer = subprocess.run([sys.executable, "-m", "nextword.export.cli", SEED_MODEL, "--out", bundle, "--force", "--quiet",
                                  "--variants", "tflite-float32"], cwd=REPO, env=ENV, capture_output=True, text=True,
                                 timeout=600)
         time.sleep(1.0)   # let the readers load the new bundle a few times

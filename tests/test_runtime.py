@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from runtime import Predictor
-from runtime.bundle import Bundle, sha256_file
-from runtime.errors import BackendUnavailable, InputError, VariantUnavailable
-from tests.conftest import REPO, SEED_BUNDLE, SEED_TEXTS, installed_packages, run_cli
+from nextword.runtime import Predictor
+from nextword.runtime.bundle import Bundle, sha256_file
+from nextword.runtime.errors import BackendUnavailable, InputError, VariantUnavailable
+from support import REPO, SEED_BUNDLE, SEED_TEXTS, installed_packages, run_cli
 
 PACKAGES = installed_packages()
 FORMAT_OF = {"ai-edge-litert": "tflite", "tflite-runtime": "tflite", "onnxruntime": "onnx"}
@@ -178,17 +178,17 @@ def test_quantized_outputs_are_dequantized_from_the_manifest():
 
 def test_runtime_never_imports_the_training_stack():
     code = ("import sys, json\n"
-            "from runtime import Predictor\n"
-            "from runtime.backends import available_packages\n"
+            "from nextword.runtime import Predictor\n"
+            "from nextword.runtime.backends import available_packages\n"
             f"b = {SEED_BUNDLE!r}\n"
             "out = {}\n"
             "for pkg in available_packages():\n"
             "    fmt = 'onnx' if pkg == 'onnxruntime' else 'tflite'\n"
             "    out[pkg] = Predictor.load(b, backend=pkg).predict_next('hello how is')\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'tf_keras', 'train', 'export'))\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'tf_keras') or m.startswith(('nextword.train', 'nextword.export', 'nextword.bench')))\n"
             "print(json.dumps({'answers': out, 'forbidden': bad}))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
+                          env=dict(os.environ), timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["forbidden"] == []
@@ -197,20 +197,20 @@ def test_runtime_never_imports_the_training_stack():
 
 # -- CLI -----------------------------------------------------------------------------------------
 def test_cli_answers_text_top_k_json_and_generate():
-    r = run_cli("runtime.cli", SEED_BUNDLE, "hello how is")
+    r = run_cli("nextword-predict", SEED_BUNDLE, "hello how is")
     assert r.returncode == 0 and r.stdout.strip() == "your"
-    r = run_cli("runtime.cli", SEED_BUNDLE, "hello how", "--top-k", "3", "--json")
+    r = run_cli("nextword-predict", SEED_BUNDLE, "hello how", "--top-k", "3", "--json")
     data = json.loads(r.stdout)
     assert r.returncode == 0 and data["text"] == "hello how" and len(data["top_k"]) == 3
-    r = run_cli("runtime.cli", SEED_BUNDLE, "hello", "--generate", "3")
+    r = run_cli("nextword-predict", SEED_BUNDLE, "hello", "--generate", "3")
     assert r.returncode == 0 and r.stdout.strip().startswith("hello ") and len(r.stdout.split()) == 4
-    r = run_cli("runtime.cli", SEED_BUNDLE, "--info")
+    r = run_cli("nextword-predict", SEED_BUNDLE, "--info")
     info = json.loads(r.stdout)
     assert info["variant"] and info["window"] == 4 and info["vocab_size"] == 11
 
 
 def test_cli_reads_stdin_lines():
-    r = run_cli("runtime.cli", SEED_BUNDLE, stdin="hello how is\nhello how\n\n")
+    r = run_cli("nextword-predict", SEED_BUNDLE, stdin="hello how is\nhello how\n\n")
     assert r.returncode == 0 and r.stdout.splitlines()[0] == "your" and len(r.stdout.splitlines()) == 3
 
 
@@ -222,7 +222,7 @@ def test_cli_reads_stdin_lines():
     (["/nonexistent/bundle", "x"], 3, "not a bundle folder"),
 ])
 def test_cli_errors_are_one_line_with_exit_codes(args, code, needle):
-    r = run_cli("runtime.cli", *[a.format(bundle=SEED_BUNDLE) for a in args])
+    r = run_cli("nextword-predict", *[a.format(bundle=SEED_BUNDLE) for a in args])
     assert r.returncode == code
     assert needle in r.stderr and "Traceback" not in r.stderr
 
@@ -231,11 +231,11 @@ def test_cli_damaged_bundle_exits_3(tmp_path):
     bundle = tmp_path / "b"
     shutil.copytree(SEED_BUNDLE, bundle)
     (bundle / "manifest.json").write_text("{not json")
-    r = run_cli("runtime.cli", bundle, "hello")
+    r = run_cli("nextword-predict", bundle, "hello")
     assert r.returncode == 3 and "not valid JSON" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_cli_missing_interpreter_exits_4():
     missing = [pkg for pkg in ("ai-edge-litert", "tflite-runtime", "onnxruntime") if pkg not in PACKAGES]
-    r = run_cli("runtime.cli", SEED_BUNDLE, "hello", "--backend", missing[0])
+    r = run_cli("nextword-predict", SEED_BUNDLE, "hello", "--backend", missing[0])
     assert r.returncode == 4 and missing[0] in r.stderr and "Traceback" not in r.stderr

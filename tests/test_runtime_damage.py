@@ -20,15 +20,15 @@ import sys
 
 import pytest
 
-from runtime.bundle import sha256_bytes
-from tests.conftest import LEGACY_PYTHON, REPO, SEED_BUNDLE, installed_packages
+from nextword.runtime.bundle import sha256_bytes
+from support import LEGACY_PYTHON, REPO, SEED_BUNDLE, installed_packages
 
 EXIT_TYPED = 10
 FORMAT_OF = {"ai-edge-litert": "tflite", "tflite-runtime": "tflite", "onnxruntime": "onnx"}
 
 CHILD = r"""
 import json, sys
-from runtime import Predictor, NextwordError
+from nextword.runtime import Predictor, NextwordError
 bundle, backend, variant = sys.argv[1:4]
 try:
     p = Predictor.load(bundle, backend=backend, variant=None if variant == "-" else variant)
@@ -151,7 +151,7 @@ def _build(root, case):
 
 
 def _run(python, *args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ)
     return subprocess.run([python, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -213,9 +213,9 @@ CONTROL = ["rehashed-truncated-64", "rehashed-flip-20-a", "rehashed-flip-20-b", 
 
 PROBE_ONLY = r"""
 import json, sys
-from runtime.backends import _probe_in_child
-from runtime.bundle import Bundle
-from runtime.errors import NextwordError
+from nextword.runtime.backends import _probe_in_child
+from nextword.runtime.bundle import Bundle
+from nextword.runtime.errors import NextwordError
 b = Bundle.open(sys.argv[1])
 v = b.manifest.variants[sys.argv[2]]
 try:
@@ -269,7 +269,7 @@ def test_structure_check_accepts_every_real_tflite_file_and_refuses_structural_d
     """Pure Python, every environment: the demo bundle's TFLite files pass; each rehashed damage that
     breaks an offset is refused (the 20-flip file 'c' crashes tflite-runtime in some heap layouts while
     the child probe survives it: only this check catches it deterministically)."""
-    from runtime.backends import check_tflite_structure
+    from nextword.runtime.backends import check_tflite_structure
     for name, v in MANIFEST["variants"].items():
         if v["format"] == "tflite":
             check_tflite_structure(open(os.path.join(SEED_BUNDLE, v["file"]), "rb").read())

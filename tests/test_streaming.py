@@ -17,11 +17,11 @@ import threading
 import numpy as np
 import pytest
 
-from runtime import Predictor
-from runtime.bundle import Bundle
-from runtime.errors import InputError, VariantUnavailable
-from runtime.session import StepModel, step_probabilities
-from tests.conftest import LEGACY_PYTHON, REPO, SEED_BUNDLE, installed_packages, run_cli
+from nextword.runtime import Predictor
+from nextword.runtime.bundle import Bundle
+from nextword.runtime.errors import InputError, VariantUnavailable
+from nextword.runtime.session import StepModel, step_probabilities
+from support import LEGACY_PYTHON, REPO, SEED_BUNDLE, installed_packages, run_cli
 
 PACKAGES = installed_packages()
 FORMAT_OF = {"ai-edge-litert": "tflite", "tflite-runtime": "tflite", "onnxruntime": "onnx"}
@@ -44,7 +44,7 @@ if SEED_STEPS:
     def runtime_test(fn):                             # no TensorFlow needed: the committed bundle is used
         return fn
 else:
-    from export.variants import CATALOGUE
+    from nextword.export.variants import CATALOGUE
     STEP_NAMES = [n for n, s in CATALOGUE.items() if s.kind == "step"]
     runtime_test = pytest.mark.tf                     # the bundle has to be exported here first
 STEP_FORMAT = {n: ("onnx" if n.startswith("onnx") else "tflite") for n in STEP_NAMES}
@@ -57,7 +57,7 @@ FLOAT_PAIRS = [(f"{FORMAT_OF[pkg]}-float32", f"{FORMAT_OF[pkg]}-step-float32", p
 def stream_bundle(request, tmp_path_factory):
     if SEED_STEPS:
         return SEED_BUNDLE
-    from export.pipeline import export_bundle
+    from nextword.export.pipeline import export_bundle
     model_dir = request.getfixturevalue("tiny_model_dir")
     out = tmp_path_factory.mktemp("bundles") / "stream-bundle"
     export_bundle(model_dir, str(out), variants=["tflite-float32", "onnx-float32"] + STEP_NAMES)
@@ -80,7 +80,7 @@ def _agreement(p, q):
 # -- the Keras step model ----------------------------------------------------------------------
 @pytest.mark.tf
 def test_keras_step_model_over_a_padded_window_equals_the_window_model(keras_model, tiny_model_dir):
-    from export.step import keras_step_model, run_windows
+    from nextword.export.step import keras_step_model, run_windows
     x = np.load(os.path.join(tiny_model_dir, "windows.npz"), allow_pickle=False)["x_eval"]
     x = np.concatenate([x, np.zeros((1, x.shape[1]), x.dtype)])          # plus the all-padding window
     ref = keras_model(x, training=False).numpy()
@@ -358,22 +358,22 @@ def test_stream_cli_prints_suggestions_per_line(stream_bundle):
         else:
             s.feed(line)
         expected.append(s.top_k(3))
-    r = run_cli("runtime.cli", stream_bundle, "--stream", stdin="\n".join(typed) + "\n")
+    r = run_cli("nextword-predict", stream_bundle, "--stream", stdin="\n".join(typed) + "\n")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines == ["  ".join(f"{w} {pr:.3f}" for w, pr in best) for best in expected]
-    r = run_cli("runtime.cli", stream_bundle, "--stream", "--json", "--top-k", "2",
+    r = run_cli("nextword-predict", stream_bundle, "--stream", "--json", "--top-k", "2",
                 stdin="hello how\n/undo 9\n/undo x\nis\n")
     assert r.returncode == 2 and "line 3" in r.stderr
     rows = [json.loads(line) for line in r.stdout.strip().splitlines()]
     assert [row["text"] for row in rows] == ["hello how", "/undo 9", "is"]
     assert rows[0]["fed"] == 2 and rows[1]["undone"] == 2 and rows[2]["steps"] == 1
     assert all(len(row["top_k"]) == 2 for row in rows)
-    r = run_cli("runtime.cli", stream_bundle, "hello how", "--stream", stdin="are\n")    # TEXT is typed first
+    r = run_cli("nextword-predict", stream_bundle, "hello how", "--stream", stdin="are\n")    # TEXT is typed first
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["  ".join(f"{w} {pr:.3f}" for w, pr in _stream_top(p, typed))
                                      for typed in (["hello how"], ["hello how", "are"])]
-    r = run_cli("runtime.cli", stream_bundle, "--stream", "--generate", "2", stdin="hello\n")
+    r = run_cli("nextword-predict", stream_bundle, "--stream", "--generate", "2", stdin="hello\n")
     assert r.returncode == 2 and "--generate" in r.stderr
 
 
@@ -387,7 +387,7 @@ def _stream_top(p, typed):
 # -- the benchmark functions -------------------------------------------------------------------
 @runtime_test
 def test_bench_streaming_functions_report_costs_and_quality(stream_bundle):
-    from bench.streaming import streaming_costs, streaming_quality
+    from nextword.bench.streaming import streaming_costs, streaming_quality
     p = Predictor.load(stream_bundle)
     costs = streaming_costs(p, context_lengths=(2, 8), repeats=5, warmup=2)
     assert [r["context"] for r in costs["rows"]] == sorted({2, 8, p.window})
@@ -406,8 +406,8 @@ def test_bench_streaming_functions_report_costs_and_quality(stream_bundle):
 LEGACY_SCRIPT = r"""
 import json, sys
 import numpy as np
-from runtime import Predictor
-from runtime.session import step_probabilities
+from nextword.runtime import Predictor
+from nextword.runtime.session import step_probabilities
 bundle, lines = sys.argv[1], json.loads(sys.argv[2])
 p = Predictor.load(bundle, backend="tflite-runtime", variant="tflite-float32", step_variant="tflite-step-float32")
 out = {"package": p.step_model().package, "exact_max_diff": 0.0, "stream": []}
@@ -430,7 +430,7 @@ print(json.dumps(out))
 if LEGACY_PYTHON:
     @runtime_test
     def test_sessions_on_the_legacy_interpreter(stream_bundle):
-        env = dict(os.environ, PYTHONPATH=REPO)
+        env = dict(os.environ)
         r = subprocess.run([LEGACY_PYTHON, "-c", LEGACY_SCRIPT, stream_bundle, json.dumps(SEED_LINES)],
                            capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
         assert r.returncode == 0, r.stderr[-2000:]

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import BundleInvalid
-from runtime.tokenizer import DEFAULT_FILTERS, Tokenizer, text_to_word_sequence
-from tests.conftest import SHARED_CORPUS
-from train.corpus import SEED_LINES
+from nextword.runtime.errors import BundleInvalid
+from nextword.runtime.tokenizer import DEFAULT_FILTERS, Tokenizer, text_to_word_sequence
+from support import SHARED_CORPUS
+from nextword.train.corpus import SEED_LINES
 
 # -- corpora -----------------------------------------------------------------------------------
 

@@ -12,13 +12,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from runtime.errors import InputError
-from runtime.tokenizer import Tokenizer
-from tests.conftest import HAS_TF, run_cli
-from train import corpus as corpus_mod
-from train.atomic import PREFIX, AtomicFolder, OutputExists, clean_leftovers
-from train.corpus import SEED_LINES, CorpusError, read_corpus, split_documents
-from train.windows import Windows, split_heldout
+from nextword.runtime.errors import InputError
+from nextword.runtime.tokenizer import Tokenizer
+from support import HAS_TF, run_cli
+from nextword.train import corpus as corpus_mod
+from nextword.train.atomic import PREFIX, AtomicFolder, OutputExists, clean_leftovers
+from nextword.train.corpus import SEED_LINES, CorpusError, read_corpus, split_documents
+from nextword.train.windows import Windows, split_heldout
 
 DEAD_PID = 2 ** 22 + 12345   # above the largest pid_max Linux allows: never a live process
 
@@ -298,12 +298,11 @@ def no_tf_env(tmp_path_factory):
     for name in ("tensorflow", "keras"):
         (block / name).mkdir()
         (block / name / "__init__.py").write_text(f"raise ImportError('{name} imported during a bad-input run')\n")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return {"PYTHONPATH": os.pathsep.join([repo, str(block)])}
+    return {"PYTHONPATH": str(block)}
 
 
 def run_bad(env, *args):
-    r = run_cli("train.cli", *args, timeout=60, env=env)
+    r = run_cli("nextword-train", *args, timeout=60, env=env)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "imported during" not in r.stderr, r.stderr
     assert r.stdout == ""
@@ -435,7 +434,7 @@ def seed_run(tmp_path_factory):
     if not HAS_TF:
         pytest.skip("needs TensorFlow (the train extra)")
     out = tmp_path_factory.mktemp("e2e") / "seed-model"
-    r = run_cli("train.cli", "--out", out, "--quiet", timeout=300)
+    r = run_cli("nextword-train", "--out", out, "--quiet", timeout=300)
     return out, r
 
 
@@ -486,7 +485,7 @@ def test_cli_force_replaces_with_paragraph_run(seed_run, tmp_path):
     shutil.copytree(seed_out, out)
     prose = tmp_path / "prose.txt"
     prose.write_text(generated_prose(np.random.default_rng(3)), encoding="utf-8")
-    r = run_cli("train.cli", "--corpus", prose, "--unit", "paragraph", "--window", "3", "--val-split", "0.25",
+    r = run_cli("nextword-train", "--corpus", prose, "--unit", "paragraph", "--window", "3", "--val-split", "0.25",
                 "--epochs", "2", "--out", out, "--force", "--quiet", timeout=300)
     assert r.returncode == 0, r.stderr
     assert "held out" in r.stdout and "next word" not in r.stdout   # no --predict for a custom corpus
@@ -503,7 +502,7 @@ def test_cli_force_replaces_with_paragraph_run(seed_run, tmp_path):
     assert rep["eval_windows"]["source"] == "heldout"
     # and again without --force: refused, the folder is left as it was
     before = snapshot(out)
-    again = run_cli("train.cli", "--corpus", prose, "--out", out, "--epochs", "1", timeout=60)
+    again = run_cli("nextword-train", "--corpus", prose, "--out", out, "--epochs", "1", timeout=60)
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert one_line(again.stderr).endswith(f"{out} already exists; pass --force to replace it")
     assert snapshot(out) == before

@@ -8,7 +8,7 @@ import re
 import shutil
 import uuid
 
-from runtime.errors import InputError
+from nextword.runtime.errors import InputError
 
 log = logging.getLogger(__name__)
 PREFIX = ".nextword-tmp-"

@@ -4,7 +4,7 @@ import argparse
 import logging
 import os
 
-from runtime import cliutil
+from nextword.runtime import cliutil
 
 
 PROG = "nextword-train"

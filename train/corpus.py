@@ -5,7 +5,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from runtime.errors import InputError
+from nextword.runtime.errors import InputError
 
 SEED_LINES = (
     "hello how are you\n"

@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from runtime.errors import InputError
-from runtime.tokenizer import DEFAULT_FILTERS, Tokenizer
+from nextword.runtime.errors import InputError
+from nextword.runtime.tokenizer import DEFAULT_FILTERS, Tokenizer
 
 from .atomic import AtomicFolder, check_target
 from .corpus import read_corpus
 from .model import ModelConfig
+from .quiet_tf import import_keras, import_tensorflow
 from .windows import Windows, split_heldout
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def peak_rss_mb():
 
 
 def _dataset_class():
-    import keras
+    keras = import_keras()
 
     class WindowBatches(keras.utils.PyDataset):
         """Batches made on demand from Windows; reshuffled every epoch from the run's seed."""
@@ -92,7 +93,7 @@ def _dataset_class():
 
 
 def _progress_callback(epochs):
-    import keras
+    keras = import_keras()
     from tqdm.auto import tqdm
 
     class EpochBar(keras.callbacks.Callback):
@@ -180,7 +181,7 @@ def train(cfg, out, force=False, progress=True):
     log.info("%d documents, %d tokens, vocabulary %d, %d windows of %d", len(train_docs), n_tokens,
              mcfg.vocab_size, len(windows), windows.window)
 
-    import keras
+    keras = import_keras()
     from .model import build_model
 
     keras.utils.set_random_seed(cfg.seed)
@@ -207,7 +208,7 @@ def train(cfg, out, force=False, progress=True):
         x_eval, y_eval = x_train, y_train
     x_calib, _ = windows.batch(_sample(len(windows), MAX_CALIB_WINDOWS, cfg.seed + 1))
 
-    import tensorflow as tf
+    tf = import_tensorflow()
     report = {
         "format": "nextword-train-report", "format_version": 1,
         "config": asdict(cfg), "model": mcfg.to_dict(),

@@ -1,14 +1,14 @@
 """The Keras side of the benchmark, always run as a child process of `nextword-bench` (the bench
 process itself never imports TensorFlow: the import boundary stays whole).
 
-    python -m train.keras_bench --serve MODEL_DIR --windows X.npy
+    python -m nextword.train.keras_bench --serve MODEL_DIR --windows X.npy
         loads the model, then answers bench.protocol requests on stdin/stdout:
         predict n        n calls of model.predict(x, verbose=0), one window each (cycling over X)
         call n batch     n calls of model(x, training=False) on `batch` windows each
         probs x_path out_path   softmax probabilities for the windows in x_path, written as .npy
-    python -m train.keras_bench --cold MODEL_DIR --text TEXT
+    python -m nextword.train.keras_bench --cold MODEL_DIR --text TEXT
         a cold TensorFlow process: import, load the .keras model, predict once, print the word
-    python -m train.keras_bench --scaling OUT_DIR --configs V:T ...
+    python -m nextword.train.keras_bench --scaling OUT_DIR --configs V:T ...
         random-weight model folders of the default architecture (Embedding 10, LSTM 50 unless told)
         for the scaling sweep, each exportable by nextword-export; prints {"models": [...]} as JSON
 """
@@ -19,24 +19,25 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .quiet_tf import import_keras, import_tensorflow
+
 
 
 def _versions():
     import platform
 
-    import keras
+    keras = import_keras()
     import numpy as np
-    import tensorflow as tf
+    tf = import_tensorflow()
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
 
 def serve(model_dir, windows_path):
-    from bench.protocol import protocol_stream, serve as serve_loop, timed
+    from nextword.bench.protocol import protocol_stream, serve as serve_loop, timed
     out = protocol_stream()
     t0 = time.perf_counter()
-    import keras
+    keras = import_keras()
     import numpy as np
     model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
     loaded = time.perf_counter() - t0
@@ -71,9 +72,9 @@ def serve(model_dir, windows_path):
 
 def cold(model_dir, text):
     """What a TensorFlow user pays in a fresh process for one answer (timed from outside)."""
-    import keras
+    keras = import_keras()
     import numpy as np
-    from runtime.tokenizer import Tokenizer
+    from nextword.runtime.tokenizer import Tokenizer
     model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
     tok = Tokenizer.load(os.path.join(model_dir, "tokenizer.json"))
     window = model.input_shape[1]
@@ -88,9 +89,9 @@ def cold(model_dir, text):
 
 def scaling(out_dir, configs, embedding_dim, units, seed):
     """One model folder per (vocab, window): random weights, synthetic words, random eval windows."""
-    import keras
+    keras = import_keras()
     import numpy as np
-    from runtime.tokenizer import Tokenizer
+    from nextword.runtime.tokenizer import Tokenizer
     from .atomic import AtomicFolder
     from .model import ModelConfig, build_model
     os.makedirs(out_dir, exist_ok=True)
@@ -132,7 +133,7 @@ def _config(text):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m train.keras_bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m nextword.train.keras_bench", description=__doc__.split("\n\n")[0])
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--serve", metavar="MODEL_DIR")
     mode.add_argument("--cold", metavar="MODEL_DIR")

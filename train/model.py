@@ -2,6 +2,8 @@
 
 from dataclasses import asdict, dataclass
 
+from .quiet_tf import import_keras
+
 
 @dataclass
 class ModelConfig:
@@ -15,8 +17,8 @@ class ModelConfig:
 
 
 def build_model(cfg, learning_rate=0.001):
-    import keras
-    from keras import layers
+    keras = import_keras()
+    layers = keras.layers
 
     model = keras.Sequential([
         keras.Input(shape=(cfg.window,), dtype="int32", name="ids"),

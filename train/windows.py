@@ -8,7 +8,7 @@ only exists one batch at a time."""
 
 import numpy as np
 
-from runtime.errors import InputError
+from nextword.runtime.errors import InputError
 
 
 class Windows:

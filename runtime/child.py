@@ -1,0 +1,20 @@
+"""How the package starts a Python child on one of its own modules.
+
+`python -m nextword.x` puts the working directory first on sys.path, so a user's own nextword.py
+(or train.py, export.py, ...) there would be imported instead of ours. The launcher below drops the
+working directory from sys.path and runs the module as __main__: children find the *installed*
+package, never the checkout or the caller's folder, and need no PYTHONPATH."""
+
+import sys
+
+_LAUNCHER = ("import os, runpy, sys; "
+             "sys.path[:] = [p for p in sys.path if p not in ('', '.', os.getcwd())]; "
+             "sys.argv = sys.argv[1:]; "
+             "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)")
+
+
+def module_argv(module, *args, python=None):
+    """argv that runs `module` (a dotted name under nextword) as a script in `python` (default: this one)."""
+    if not module.startswith("nextword."):
+        raise ValueError(f"module must be one of nextword's, got {module!r}")
+    return [python or sys.executable, "-c", _LAUNCHER, module, *map(str, args)]
