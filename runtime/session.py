@@ -24,7 +24,7 @@ Two context modes:
 Text goes through the bundle's tokenizer exactly as on the window path: unknown words are dropped
 (or become the OOV id when the bundle has an OOV token) and make no step; feeding text with no known
 words, or empty text, changes nothing. Feed whole words: "hel" then "lo" are two words.
-Suggestions never include padding or OOV (Predictor._best). Sessions are independent and cheap
+Suggestions never include padding or OOV (runtime/ranking.py, as on the window path). Sessions are independent and cheap
 (a few arrays); one Predictor serves any number of them, its step interpreter guarded by a lock. A
 single Session is not meant to be shared between threads.
 """
@@ -35,9 +35,10 @@ import threading
 
 import numpy as np
 
-from .backends import PACKAGES, open_first
+from .backends import BACKENDS, PACKAGES, open_first, packages_for
 from .bundle import Bundle
 from .errors import BackendUnavailable, InputError, VariantUnavailable, check_int as _check_int
+from .ranking import Ranking, softmax
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ class StepModel:
     every interpreter call happens under this object's lock."""
 
     def __init__(self, bundle, variant, runner, package, num_threads=1):
-        from .predictor import Predictor
         self.bundle, self.variant, self.package, self.num_threads = bundle, variant, package, num_threads
         m = bundle.manifest
         self.window, self.vocab_size = m.window, m.vocab_size
@@ -66,23 +66,13 @@ class StepModel:
         self._pads_lock = threading.Lock()
         self._pads = None
         self._ids = np.zeros((1, 1), dtype=np.dtype(ids_spec.dtype))
-        self._in_q = [(s.scale, s.zero_point, np.dtype(s.dtype)) if s.scale else None for s in variant.inputs[1:]]
-        self._out_q = [(s.scale, s.zero_point) if s.scale else None for s in variant.outputs]
-        self._state_dtype = np.dtype(h_spec.dtype) if not h_spec.scale else np.dtype(np.float32)
-        self._emits_logits = m.output == "logits"
-        # what Predictor._best reads, so suggestions are ranked exactly as the window path ranks them
-        self._words = self.tokenizer.id_to_word_table()
-        never = [0] + ([self.tokenizer.oov_id] if self.tokenizer.oov_id is not None else [])
-        self._never = np.array([i for i in never if i < self.vocab_size], dtype=np.int64)
-        self._suggestible = self.vocab_size - len(self._never)
-        self._best = Predictor._best.__get__(self)
+        self.ranking = Ranking(self.tokenizer, self.vocab_size)   # as the window path ranks
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
     def load(cls, bundle, variant, backend="auto", num_threads=1):
         """The named step variant of `bundle` (a Bundle or a folder) on `backend` (auto, a format or a
         package name)."""
-        from .predictor import BACKENDS, _packages_for
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
@@ -90,36 +80,23 @@ class StepModel:
         if v is None or v.kind != "step":
             names = [n for n, x in bundle.manifest.variants.items() if x.kind == "step"]
             raise InputError(f"unknown step variant {variant!r}; this bundle has {', '.join(names) or 'none'}")
-        packages = _packages_for(backend, v.format)
+        packages = packages_for(backend, v.format)
         if not packages:
             raise BackendUnavailable(f"backend {backend!r} does not run {v.format} files ({v.name})")
         return _open_first(bundle, [(v, packages)], num_threads, strict=True)
 
     # -- stepping ----------------------------------------------------------------------------
     def zero_state(self):
-        h = np.zeros((1, self.units), dtype=self._state_dtype)
+        h = np.zeros((1, self.units), dtype=np.float32)   # the schema admits float32 states only
         return State(h, h.copy(), None)
 
     def _step(self, token, h, c):
         """One interpreter call; the caller holds the lock."""
         ids = self._ids
         ids[0, 0] = token
-        feeds = [ids]
-        for a, q in zip((h, c), self._in_q):
-            if q is not None:
-                scale, zero, dtype = q
-                info = np.iinfo(dtype)
-                a = np.clip(np.round(a / scale) + zero, info.min, info.max).astype(dtype)
-            feeds.append(a)
-        outs = self._runner.run(feeds)
-        for i, q in enumerate(self._out_q):
-            if q is not None:
-                outs[i] = (outs[i].astype(np.float32) - q[1]) * np.float32(q[0])
-        z = np.asarray(outs[0], dtype=np.float32).reshape(-1)
-        if not self._emits_logits:
-            z = np.log(np.maximum(z, 1e-30))
+        logits, h, c = self._runner.run([ids, h, c])
         # the interpreters hand back fresh arrays (TFLite get_tensor copies), so no copy is made here
-        return State(np.asarray(outs[1], dtype=self._state_dtype), np.asarray(outs[2], dtype=self._state_dtype), z)
+        return State(h, c, np.asarray(logits, dtype=np.float32).reshape(-1))
 
     def advance(self, state, ids):
         """The states after each id in turn (one step each), starting from `state`."""
@@ -162,12 +139,6 @@ class StepModel:
         if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
             raise InputError(f"ids must be in 0..{self.vocab_size - 1}")
         return ids
-
-
-def _softmax(z):
-    z = z - z.max()
-    e = np.exp(z)
-    return e / e.sum()
 
 
 def check_session_args(mode, history):
@@ -265,12 +236,12 @@ class Session:
 
     def probabilities(self):
         """Softmax over the vocabulary (id 0 included, as Predictor.probabilities has it)."""
-        return _softmax(self._current().z)
+        return softmax(self._current().z)
 
     def top_k(self, k=5):
         """The k most likely next words with their probabilities, best first (as Predictor.top_k)."""
         k = _check_int("k", k, 1)
-        return self.step_model._best(self._current().z, k)
+        return self.step_model.ranking.best(self._current().z, k)
 
     def predict_next(self):
         """The single most likely next word."""
