@@ -9,6 +9,7 @@ from . import cliutil
 from .errors import InputError
 from .backends import BACKENDS
 from .predictor import Predictor
+from .session_cli import stream_loop
 
 PROG = "nextword-predict"
 
@@ -94,7 +95,6 @@ def body(args):
         print(json.dumps(predictor.info(), indent=2, ensure_ascii=False))
         return 0
     if args.stream:
-        from .session_cli import stream_loop
         return stream_loop(predictor, args, _lines)
     if args.text is not None:
         _emit(*answer(predictor, args.text, args), args)
