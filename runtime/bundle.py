@@ -2,19 +2,18 @@
 reads it. Loading *is* verifying: a file reaches an interpreter only as bytes whose size and sha256
 match the manifest, read from a plain file inside the bundle folder."""
 
-import hashlib
 import json
 import math
 import os
-import stat
 from dataclasses import dataclass, field
 
 from .backends.packages import PACKAGES
-from .errors import BundleInvalid, HashMismatch, UnsupportedVersion
+from .bundle_files import MANIFEST, read_inside, sha256_bytes, verified
+from .bundle_files import sha256_file  # noqa: F401 (export imports it from here)
+from .errors import BundleInvalid, UnsupportedVersion
 from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_MODEL_BYTES = 1 << 30
 FORMATS = PACKAGES        # format -> interpreter packages: the one table lives in runtime/backends/packages.py
@@ -22,18 +21,6 @@ MAX_PREFERENCE = 64       # entries in the manifest's measured (variant, package
 COST_FIELDS = {"cold_start_ms": "num", "peak_rss_mib": "num", "call_us": "num", "runs": "int"}
 KINDS = ("window", "step")
 DTYPES = ("int8", "uint8", "int16", "int32", "int64", "float16", "float32")
-
-
-def sha256_bytes(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -296,52 +283,6 @@ def _check_shapes(c, v, vocab_size, window):
 
 
 # -- reading -----------------------------------------------------------------------------------
-def _read_inside(folder, name, limit, where):
-    """Read a bundle file as bytes, refusing anything that is not a regular file inside `folder`."""
-    path = os.path.join(folder, name)
-    real_folder = os.path.realpath(folder)
-    real = os.path.realpath(path)
-    if os.path.commonpath([real_folder, real]) != real_folder or os.path.islink(path):
-        raise BundleInvalid(f"{where}: {name} is a link or leads outside the bundle folder ({real}); refused")
-    # O_NONBLOCK: a FIFO (or device) under a bundle name must not block the open; fstat refuses it below
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise BundleInvalid(f"{where}: {name} is missing from {folder}; copy the whole bundle folder") from None
-    except OSError as e:
-        raise BundleInvalid(f"{where}: cannot open {name} ({e.strerror})") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):   # checked on the fd, before fdopen (which refuses folders with OSError)
-        os.close(fd)
-        raise BundleInvalid(f"{where}: {name} is not a regular file")
-    with os.fdopen(fd, "rb") as f:
-        if st.st_size > limit:
-            raise BundleInvalid(f"{where}: {name} is {st.st_size} bytes, more than the {limit} allowed")
-        return f.read(st.st_size + 1)   # not limit + 1: read(n) allocates n bytes up front (1 GiB for a model)
-
-
-def _verified(data, name, size, sha256):
-    if len(data) != size:
-        raise HashMismatch(f"{name}: expected {size} bytes, found {len(data)} (truncated or half-copied?); "
-                           "copy the bundle again")
-    digest = sha256_bytes(data)
-    if digest != sha256:
-        raise HashMismatch(f"{name}: sha256 is {digest[:16]}…, the manifest expects {str(sha256)[:16]}…; "
-                           "the file is damaged or was changed after export: copy the bundle again")
-    return data
-
-
-def folder_identity(path):
-    """What changes when a bundle folder is replaced (renamed over, or its manifest rewritten):
-    the folder's inode and the manifest's inode, mtime and size. None if it cannot be read."""
-    try:
-        folder, manifest = os.stat(path), os.stat(os.path.join(path, MANIFEST))
-    except (OSError, TypeError, ValueError):
-        return None
-    return folder.st_dev, folder.st_ino, manifest.st_ino, manifest.st_mtime_ns, manifest.st_size
-
-
 @dataclass
 class Bundle:
     """A verified bundle: manifest and tokenizer checked; model bytes verified on request."""
@@ -356,13 +297,13 @@ class Bundle:
         if not os.path.isdir(path):
             raise BundleInvalid(f"{path} is not a bundle folder (expected a folder with {MANIFEST}); "
                                 "build one with nextword-export")
-        raw = _read_inside(path, MANIFEST, MAX_MANIFEST_BYTES, "bundle")
+        raw = read_inside(path, MANIFEST, MAX_MANIFEST_BYTES, "bundle")
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
             raise BundleInvalid(f"{MANIFEST} is not valid JSON ({e}); the bundle is damaged: re-export or copy it again") from None
         manifest = Manifest.parse(data)
-        vocab = _verified(_read_inside(path, manifest.vocab_file, MAX_MANIFEST_BYTES * 16, "bundle"),
+        vocab = verified(read_inside(path, manifest.vocab_file, MAX_MANIFEST_BYTES * 16, "bundle"),
                           manifest.vocab_file, manifest.vocab_size_bytes, manifest.vocab_sha256)
         try:
             tokenizer = Tokenizer.from_json(vocab.decode("utf-8"))
@@ -376,5 +317,5 @@ class Bundle:
     def model_bytes(self, variant):
         """The variant's file, read once and verified; only these bytes are given to an interpreter."""
         v = self.manifest.variants[variant] if isinstance(variant, str) else variant
-        data = _read_inside(self.path, v.file, MAX_MODEL_BYTES, f"variant {v.name}")
-        return _verified(data, v.file, v.size, v.sha256)
+        data = read_inside(self.path, v.file, MAX_MODEL_BYTES, f"variant {v.name}")
+        return verified(data, v.file, v.size, v.sha256)

@@ -11,11 +11,13 @@ import threading
 import numpy as np
 
 from . import choice
-from .backends import BACKENDS, open_first, package_version
-from .bundle import Bundle, folder_identity
+from .backends import check_backend, open_first, package_version
+from .bundle import Bundle
+from .bundle_files import folder_identity
 from .errors import BundleError, InputError, check_int as _check_int
 from .ranking import Ranking, softmax
-from .session import Session, check_session_args, load_step_for
+from .session import Session, check_session_args
+from .step import load_step_for, step_variant as check_step_variant
 from .windowing import pad_window, pad_windows
 
 log = logging.getLogger(__name__)
@@ -69,20 +71,20 @@ class Predictor:
 
     @classmethod
     def _load(cls, path, backend, variant, num_threads, step_variant):
-        if backend not in BACKENDS:
-            raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        check_backend(backend)
         num_threads = _check_int("num_threads", num_threads, 1)
         bundle = Bundle.open(path)
         m = bundle.manifest
         windows = [v for v in m.variants.values() if v.kind == "window"]
-        if step_variant is not None and (step_variant not in m.variants or m.variants[step_variant].kind != "step"):
-            raise InputError(f"unknown step variant {step_variant!r}; this bundle has "
-                             f"{', '.join(n for n, v in m.variants.items() if v.kind == 'step') or 'none'}")
+        if step_variant is not None:
+            check_step_variant(m, step_variant)
         if variant is not None and (variant not in m.variants or m.variants[variant].kind != "window"):
             raise InputError(f"unknown variant {variant!r}; this bundle has {', '.join(v.name for v in windows)}")
         v, runner, pkg, skipped = open_first(bundle, choice.candidates(m, backend, variant), num_threads,
                                              strict=variant is not None)
-        predictor = cls(bundle, v, runner, pkg, skipped, num_threads, choice.reason(m, backend, variant, v, pkg))
+        reason = choice.reason(m, backend, variant, v, pkg)
+        log.info("%s: %s on %s: %s", bundle.path, v.name, pkg, reason)
+        predictor = cls(bundle, v, runner, pkg, skipped, num_threads, reason)
         predictor._step_name = step_variant
         return predictor
 
@@ -186,7 +188,7 @@ class Predictor:
             context = (context + [nxt])[-self.window:]
         return words
 
-    # -- streaming (runtime/session.py) -------------------------------------------------------
+    # -- streaming (runtime/session.py, runtime/step.py) -------------------------------------------------------
     def step_model(self):
         """The step variant sessions run on, loaded once, on first use."""
         if self._step is None:

@@ -313,6 +313,27 @@ def test_runtime_never_imports_the_training_stack():
     assert set(result["answers"]) == set(PACKAGES) and set(result["answers"].values()) == {"your"}
 
 
+INTERPRETER_MODULES = {"ai-edge-litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime", "onnxruntime": "onnxruntime"}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_predictor_imports_only_the_interpreter_it_runs_on(package):
+    """With one interpreter enough (the litert, onnx and legacy extras install one each), loading,
+    predicting and streaming on `package` must not import the others."""
+    code = ("import sys, json\n"
+            "from nextword.runtime import Predictor\n"
+            f"p = Predictor.load({SEED_BUNDLE!r}, backend={package!r})\n"
+            "s = p.session(); s.feed('hello how')\n"
+            "print(json.dumps({'word': p.predict_next('hello how is'), 'stream': s.top_k(1)[0][0],\n"
+            "                  'modules': sorted({m.split('.')[0] for m in sys.modules})}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["word"] == "your" and out["stream"]
+    loaded = {pkg for pkg, mod in INTERPRETER_MODULES.items() if mod in out["modules"]}
+    assert loaded == {package}
+
+
 # -- CLI -----------------------------------------------------------------------------------------
 def test_cli_answers_text_top_k_json_and_generate():
     r = run_cli("nextword-predict", SEED_BUNDLE, "hello how is")

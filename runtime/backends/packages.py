@@ -5,7 +5,7 @@ packages are imported only when a caller asks for one (import_package)."""
 import importlib
 from importlib import metadata
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, InputError
 
 # Format -> packages that run it, in preference order: the maintained package first, the legacy one after.
 PACKAGES = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime",)}
@@ -24,6 +24,13 @@ _EXTRA_NOTES = {"tflite-runtime": " (tflite-runtime 2.14 with numpy<2, Python 3.
 def install_hint(package):
     """The pip command that installs `package`, as users should type it."""
     return f"pip install '{EXTRAS[package]}'{_EXTRA_NOTES.get(package, '')}"
+
+
+def check_backend(backend):
+    """`backend` as given, or InputError listing the names Predictor.load accepts."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    return backend
 
 
 def packages_for(backend, fmt):
