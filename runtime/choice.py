@@ -53,8 +53,10 @@ def reason(manifest, backend, requested, variant, package):
     measured = f": {cost_text(cost)}" if cost else ""
     if (variant.name, package) in rank:
         i = rank[(variant.name, package)]
-        first = "first" if i == 0 else f"entry {i + 1} (the ones before did not load here)"
-        return (f"{first} of the bundle's measured preference on the installed interpreters{on}, "
+        allowed = [e for e in manifest.preference[:i] if e.package in packages_for(backend, manifest.variants[e.variant].format)]
+        which = "first entry" if not allowed else f"entry {i + 1}"
+        tried = f" (the {len(allowed)} tried before it did not load here)" if allowed else ""
+        return (f"{which} of the bundle's measured preference{tried} on the installed interpreters{on}, "
                 f"score {manifest.preference[i].score:g}{measured}")
     why = ("no entry of the bundle's measured preference loads here" + on if manifest.preference
            else "the bundle has no measured preference")
