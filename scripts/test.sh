@@ -41,10 +41,10 @@ PYTEST=(-q -p no:cacheprovider --rootdir "$PWD" -c "$PWD/pyproject.toml")
 echo "== runtime-only environment (no TensorFlow)"
 .venv-runtime/bin/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('tensorflow') is not None)" \
   || { echo "tensorflow leaked into .venv-runtime"; exit 1; }
-.venv-runtime/bin/pytest "${PYTEST[@]}" -m "not tf" tests
+.venv-runtime/bin/pytest "${PYTEST[@]}" -m "not tf and not fresh_venv" tests
 
 echo "== legacy environment (tflite-runtime 2.14, numpy<2)"
-.venv-legacy/bin/pytest "${PYTEST[@]}" -m "not tf" tests
+.venv-legacy/bin/pytest "${PYTEST[@]}" -m "not tf and not fresh_venv" tests
 
 echo "== full environment"
 .venv/bin/pytest "${PYTEST[@]}" tests "$@"

@@ -2,6 +2,7 @@
 is fed from memory (verified bytes), never from a path."""
 
 from ..errors import VariantUnavailable
+from ..quiet import quiet_fd2
 from .packages import import_package
 from .tensors import match
 
@@ -11,8 +12,9 @@ class TfliteBackend:
         module = import_package(package)
         self.package = package
         try:
-            self.interpreter = module.Interpreter(model_content=bytes(model_bytes), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            with quiet_fd2():   # the interpreter announces its XNNPACK delegate on fd 2 (runtime/quiet.py)
+                self.interpreter = module.Interpreter(model_content=bytes(model_bytes), num_threads=num_threads)
+                self.interpreter.allocate_tensors()
         except Exception as e:  # the interpreters raise RuntimeError/ValueError on bad flatbuffers
             raise VariantUnavailable(f"{package} refused {variant.file} ({type(e).__name__}: {e})") from None
         inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
