@@ -167,6 +167,8 @@ def _preference(check, data, variants, default):
         pkg = check.get(e, "package", "str", p)
         if pkg not in PACKAGES[v.format]:
             check.fail(p + ".package", f"a package that runs {v.format} files ({', '.join(PACKAGES[v.format])})", pkg)
+        if any((x.variant, x.package) == (name, pkg) for x in out):
+            check.fail(p, "a (variant, package) pair not listed before", {"variant": name, "package": pkg})
         out.append(Preference(name, pkg, float(_finite(check, e, "score", "num", p))))
     if out and out[0].variant != default:
         check.fail("default_variant", f"the first variant of the preference ({out[0].variant!r})", default)

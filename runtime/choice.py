@@ -46,11 +46,11 @@ def cost_text(cost):
 def reason(manifest, backend, requested, variant, package):
     """Why (variant, package) was chosen, in words."""
     on = "" if backend == "auto" else f" with backend={backend}"
-    if requested is not None:
-        return f"requested with variant={requested}{on}"
-    rank = _rank(manifest)
     cost = variant.cost.get(package)
     measured = f": {cost_text(cost)}" if cost else ""
+    if requested is not None:
+        return f"requested with variant={requested}{on}{measured}"
+    rank = _rank(manifest)
     if (variant.name, package) in rank:
         i = rank[(variant.name, package)]
         allowed = [e for e in manifest.preference[:i] if e.package in packages_for(backend, manifest.variants[e.variant].format)]

@@ -351,6 +351,8 @@ REFUSED = [
      "preference[0].package must be a package that runs tflite files"),
     ("preference too long", lambda m: _preference(m, [_pref(TFLITE_WINDOW, "ai-edge-litert")] * (MAX_PREFERENCE + 1)),
      f"at most {MAX_PREFERENCE} entries"),
+    ("preference lists a pair twice", lambda m: _preference(m, [_pref(TFLITE_WINDOW, "ai-edge-litert")] * 2),
+     "preference[1] must be a (variant, package) pair not listed before"),
     ("preference score NaN", lambda m: _preference(m, [_pref(TFLITE_WINDOW, "ai-edge-litert", float("nan"))]),
      "score must be a finite number"),
     ("preference disagrees with default_variant", lambda m: (

@@ -243,6 +243,15 @@ def test_describe_says_why_without_a_preference_and_when_requested():
     assert p.variant.name == name and f"requested with variant={name}" in p.describe()
 
 
+def test_a_requested_variant_runs_on_its_measured_best_package_and_shows_the_cost(tmp_path):
+    p = Predictor.load(_with_preference(tmp_path, TFLITE_FIRST), variant="tflite-int8")
+    tflite = [pkg for pkg in PACKAGES if FORMAT_OF[pkg] == "tflite"]
+    # tflite-int8 is measured on tflite-runtime only: there first when installed, else the table's order
+    assert p.package == ("tflite-runtime" if "tflite-runtime" in tflite else tflite[0])
+    assert p.reason.startswith("requested with variant=tflite-int8")
+    assert ("cold start 12 ms" in p.reason) == (p.package == "tflite-runtime")
+
+
 def test_cli_verbose_explains_on_stderr_and_keeps_stdout_the_answer(tmp_path):
     r = run_cli("nextword-predict", _with_preference(tmp_path, TFLITE_FIRST), "hello how is", "--verbose")
     assert r.returncode == 0 and r.stdout == "your\n"
