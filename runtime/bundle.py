@@ -2,34 +2,25 @@
 reads it. Loading *is* verifying: a file reaches an interpreter only as bytes whose size and sha256
 match the manifest, read from a plain file inside the bundle folder."""
 
-import hashlib
 import json
+import math
 import os
-import stat
 from dataclasses import dataclass, field
 
-from .errors import BundleInvalid, HashMismatch, UnsupportedVersion
+from .backends.packages import PACKAGES
+from .bundle_files import MANIFEST, read_inside, sha256_bytes, verified
+from .bundle_files import sha256_file  # noqa: F401 (export imports it from here)
+from .errors import BundleInvalid, UnsupportedVersion
 from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_MODEL_BYTES = 1 << 30
-FORMATS = {"tflite": ("ai-edge-litert", "tflite-runtime"), "onnx": ("onnxruntime",)}
+FORMATS = PACKAGES        # format -> interpreter packages: the one table lives in runtime/backends/packages.py
+MAX_PREFERENCE = 64       # entries in the manifest's measured (variant, package) preference
+COST_FIELDS = {"cold_start_ms": "num", "peak_rss_mib": "num", "call_us": "num", "runs": "int"}
 KINDS = ("window", "step")
 DTYPES = ("int8", "uint8", "int16", "int32", "int64", "float16", "float32")
-
-
-def sha256_bytes(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -78,17 +69,24 @@ class _Check:
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """A model input or output. Never quantized: the exporter keeps ids integer and logits and
+    LSTM states float32 in every variant (quantization lives inside the graph), and the schema
+    refuses anything else rather than carry untested (de)quantization code."""
     name: str
     dtype: str
     shape: tuple
-    scale: float = 0.0        # quantization: real = scale * (q - zero_point); 0.0 = not quantized
-    zero_point: int = 0
 
     def to_dict(self):
-        d = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
-        if self.scale:
-            d["quantization"] = {"scale": self.scale, "zero_point": self.zero_point}
-        return d
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class Preference:
+    """One entry of the manifest's measured preference: a window variant on an interpreter package,
+    best first, with the export's score (lower is better; informative)."""
+    variant: str
+    package: str
+    score: float
 
 
 @dataclass
@@ -105,10 +103,11 @@ class Variant:
     runtimes: dict            # package name -> {"ok": bool, "version": str, "reason": str}
     parity: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)   # ops / opset, converter notes: informative only
+    cost: dict = field(default_factory=dict)      # package -> measured cold start, RSS, call time (informative)
 
     def runnable_on(self, package):
         """(ok, reason): what the manifest says about this variant on an interpreter package."""
-        if package not in FORMATS[self.format]:
+        if package not in PACKAGES[self.format]:
             return False, f"{package} does not run {self.format} files"
         entry = self.runtimes.get(package)
         if entry is None:
@@ -126,16 +125,54 @@ def _tensor(check, data, path):
     for n in shape:
         if isinstance(n, bool) or not isinstance(n, int) or n < -1 or n == 0 or n > 1 << 24:
             check.fail(f"{path}.shape", "a list of positive sizes (-1 for a dynamic batch)", shape)
-    q = check.get(data, "quantization", "dict", path, optional=True)
-    scale, zp = 0.0, 0
-    if q is not None:
-        scale = float(check.get(q, "scale", "num", path + ".quantization"))
-        zp = check.get(q, "zero_point", "int", path + ".quantization")
-        if not (scale > 0 and scale < 1e30):
-            check.fail(f"{path}.quantization.scale", "a positive number", scale)
-        if dtype not in ("int8", "uint8", "int16", "int32"):
-            check.fail(f"{path}.quantization", f"absent for a {dtype} tensor (only integer tensors are quantized)", q)
-    return TensorSpec(name, dtype, tuple(shape), scale, zp)
+    if "quantization" in data:
+        check.fail(f"{path}.quantization", "absent (this runtime reads unquantized model inputs and outputs: "
+                   "integer ids in, float32 logits and states out)", data["quantization"])
+    return TensorSpec(name, dtype, tuple(shape))
+
+
+def _finite(check, data, key, kind, path):
+    value = check.get(data, key, kind, path)
+    if not (math.isfinite(value) and value >= 0):
+        check.fail(f"{path}.{key}", "a finite number >= 0", value)
+    return value
+
+
+def _cost(check, v, fmt, path):
+    """Optional per-variant measurements: {package: {cold_start_ms, peak_rss_mib, call_us, runs}}."""
+    cost = check.get(v, "cost", "dict", path, optional=True, default={})
+    for pkg, entry in cost.items():
+        if pkg not in PACKAGES[fmt]:
+            check.fail(f"{path}.cost", f"keyed by {fmt} packages ({', '.join(PACKAGES[fmt])})", pkg)
+        check.obj(entry, f"{path}.cost.{pkg}")
+        for key, kind in COST_FIELDS.items():
+            _finite(check, entry, key, kind, f"{path}.cost.{pkg}")
+    return cost
+
+
+def _preference(check, data, variants, default):
+    """Optional measured preference: [{variant, package, score}], best first, window variants only,
+    each package one that runs the variant's format; its first variant is the default variant."""
+    entries = check.get(data, "preference", "list", "manifest", optional=True, default=[])
+    if len(entries) > MAX_PREFERENCE:
+        check.fail("preference", f"at most {MAX_PREFERENCE} entries", f"{len(entries)} entries")
+    out = []
+    for i, e in enumerate(entries):
+        p = f"preference[{i}]"
+        check.obj(e, p)
+        name = check.get(e, "variant", "str", p)
+        v = variants.get(name)
+        if v is None or v.kind != "window":
+            check.fail(p + ".variant", f"a window variant ({', '.join(n for n, x in variants.items() if x.kind == 'window')})", name)
+        pkg = check.get(e, "package", "str", p)
+        if pkg not in PACKAGES[v.format]:
+            check.fail(p + ".package", f"a package that runs {v.format} files ({', '.join(PACKAGES[v.format])})", pkg)
+        if any((x.variant, x.package) == (name, pkg) for x in out):
+            check.fail(p, "a (variant, package) pair not listed before", {"variant": name, "package": pkg})
+        out.append(Preference(name, pkg, float(_finite(check, e, "score", "num", p))))
+    if out and out[0].variant != default:
+        check.fail("default_variant", f"the first variant of the preference ({out[0].variant!r})", default)
+    return out
 
 
 def check_file_name(name, where):
@@ -158,6 +195,7 @@ class Manifest:
     output: str
     default_variant: str
     variants: dict            # name -> Variant, in manifest order
+    preference: list = field(default_factory=list)   # [Preference], best first; [] when not measured
 
     @classmethod
     def parse(cls, data):
@@ -183,14 +221,14 @@ class Manifest:
         if c.get(data, "padding", "str", "manifest") != "pre":
             c.fail("padding", "'pre'", data["padding"])
         output = c.get(data, "output", "str", "manifest")
-        if output not in ("logits", "probabilities"):
-            c.fail("output", "'logits' or 'probabilities'", output)
+        if output != "logits":   # every variant the exporter writes ends in a linear layer; softmax is numpy's
+            c.fail("output", "'logits' (the only model output this runtime reads)", output)
         variants = {}
         for name, v in c.get(data, "variants", "dict", "manifest").items():
             p = f"variants.{name}"
             c.obj(v, p)
             fmt = c.get(v, "format", "str", p)
-            if fmt not in FORMATS:
+            if fmt not in PACKAGES:
                 c.fail(p + ".format", "'tflite' or 'onnx'", fmt)
             kind = c.get(v, "kind", "str", p)
             if kind not in KINDS:
@@ -212,7 +250,8 @@ class Manifest:
                 outputs=[_tensor(c, t, f"{p}.outputs[{i}]") for i, t in enumerate(c.get(v, "outputs", "list", p))],
                 runtimes=runtimes,
                 parity=c.get(v, "parity", "dict", p, optional=True, default={}),
-                details=c.get(v, "details", "dict", p, optional=True, default={}))
+                details=c.get(v, "details", "dict", p, optional=True, default={}),
+                cost=_cost(c, v, fmt, p))
             _check_shapes(c, variants[name], vocab_size, window)
         if not variants:
             raise BundleInvalid("manifest.json: the bundle holds no variants; re-export it")
@@ -221,7 +260,8 @@ class Manifest:
             c.fail("default_variant", f"one of {sorted(variants)}", default)
         if variants[default].kind != "window":   # a step variant cannot answer a window on its own
             c.fail("default_variant", "a window variant", default)
-        return cls(data, vocab_file, vocab_sha, vocab_bytes, vocab_size, window, output, default, variants)
+        preference = _preference(c, data, variants, default)
+        return cls(data, vocab_file, vocab_sha, vocab_bytes, vocab_size, window, output, default, variants, preference)
 
 
 def _check_shapes(c, v, vocab_size, window):
@@ -237,55 +277,14 @@ def _check_shapes(c, v, vocab_size, window):
         c.fail(p + ".inputs[0].shape[1]", f"the window length {window}" if v.kind == "window" else "1", ids.shape[1])
     if len(v.outputs[0].shape) != 2 or v.outputs[0].shape[-1] != vocab_size:
         c.fail(p + ".outputs[0].shape", f"[batch, {vocab_size}] (the vocabulary size)", list(v.outputs[0].shape))
+    for what, specs in (("inputs", v.inputs[1:]), ("outputs", v.outputs)):   # step states h, c; logits
+        for i, spec in enumerate(specs, start=1 if what == "inputs" else 0):
+            if spec.dtype != "float32":
+                c.fail(f"{p}.{what}[{i}].dtype", "float32 (logits and LSTM states are float32 in every variant)",
+                       spec.dtype)
 
 
 # -- reading -----------------------------------------------------------------------------------
-def _read_inside(folder, name, limit, where):
-    """Read a bundle file as bytes, refusing anything that is not a regular file inside `folder`."""
-    path = os.path.join(folder, name)
-    real_folder = os.path.realpath(folder)
-    real = os.path.realpath(path)
-    if os.path.commonpath([real_folder, real]) != real_folder or os.path.islink(path):
-        raise BundleInvalid(f"{where}: {name} is a link or leads outside the bundle folder ({real}); refused")
-    # O_NONBLOCK: a FIFO (or device) under a bundle name must not block the open; fstat refuses it below
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise BundleInvalid(f"{where}: {name} is missing from {folder}; copy the whole bundle folder") from None
-    except OSError as e:
-        raise BundleInvalid(f"{where}: cannot open {name} ({e.strerror})") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):   # checked on the fd, before fdopen (which refuses folders with OSError)
-        os.close(fd)
-        raise BundleInvalid(f"{where}: {name} is not a regular file")
-    with os.fdopen(fd, "rb") as f:
-        if st.st_size > limit:
-            raise BundleInvalid(f"{where}: {name} is {st.st_size} bytes, more than the {limit} allowed")
-        return f.read(st.st_size + 1)   # not limit + 1: read(n) allocates n bytes up front (1 GiB for a model)
-
-
-def _verified(data, name, size, sha256):
-    if len(data) != size:
-        raise HashMismatch(f"{name}: expected {size} bytes, found {len(data)} (truncated or half-copied?); "
-                           "copy the bundle again")
-    digest = sha256_bytes(data)
-    if digest != sha256:
-        raise HashMismatch(f"{name}: sha256 is {digest[:16]}…, the manifest expects {str(sha256)[:16]}…; "
-                           "the file is damaged or was changed after export: copy the bundle again")
-    return data
-
-
-def folder_identity(path):
-    """What changes when a bundle folder is replaced (renamed over, or its manifest rewritten):
-    the folder's inode and the manifest's inode, mtime and size. None if it cannot be read."""
-    try:
-        folder, manifest = os.stat(path), os.stat(os.path.join(path, MANIFEST))
-    except (OSError, TypeError, ValueError):
-        return None
-    return folder.st_dev, folder.st_ino, manifest.st_ino, manifest.st_mtime_ns, manifest.st_size
-
-
 @dataclass
 class Bundle:
     """A verified bundle: manifest and tokenizer checked; model bytes verified on request."""
@@ -300,13 +299,13 @@ class Bundle:
         if not os.path.isdir(path):
             raise BundleInvalid(f"{path} is not a bundle folder (expected a folder with {MANIFEST}); "
                                 "build one with nextword-export")
-        raw = _read_inside(path, MANIFEST, MAX_MANIFEST_BYTES, "bundle")
+        raw = read_inside(path, MANIFEST, MAX_MANIFEST_BYTES, "bundle")
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
             raise BundleInvalid(f"{MANIFEST} is not valid JSON ({e}); the bundle is damaged: re-export or copy it again") from None
         manifest = Manifest.parse(data)
-        vocab = _verified(_read_inside(path, manifest.vocab_file, MAX_MANIFEST_BYTES * 16, "bundle"),
+        vocab = verified(read_inside(path, manifest.vocab_file, MAX_MANIFEST_BYTES * 16, "bundle"),
                           manifest.vocab_file, manifest.vocab_size_bytes, manifest.vocab_sha256)
         try:
             tokenizer = Tokenizer.from_json(vocab.decode("utf-8"))
@@ -320,5 +319,5 @@ class Bundle:
     def model_bytes(self, variant):
         """The variant's file, read once and verified; only these bytes are given to an interpreter."""
         v = self.manifest.variants[variant] if isinstance(variant, str) else variant
-        data = _read_inside(self.path, v.file, MAX_MODEL_BYTES, f"variant {v.name}")
-        return _verified(data, v.file, v.size, v.sha256)
+        data = read_inside(self.path, v.file, MAX_MODEL_BYTES, f"variant {v.name}")
+        return verified(data, v.file, v.size, v.sha256)

@@ -7,7 +7,9 @@ import sys
 
 from . import cliutil
 from .errors import InputError
-from .predictor import BACKENDS, Predictor
+from .backends import BACKENDS
+from .predictor import Predictor
+from .session_cli import stream_loop
 
 PROG = "nextword-predict"
 
@@ -28,8 +30,13 @@ def parser():
     p.add_argument("--temperature", type=float, default=1.0, help="with --sample: softmax temperature (default 1)")
     p.add_argument("--seed", type=int, help="with --sample: random seed for repeatable output")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="interpreter: auto (the bundle's default variant, falling back), tflite, onnx, or a package name")
+                   help="interpreter: auto (the bundle's measured preference on the installed interpreters, "
+                        "then its default variant, falling back), tflite, onnx, or a package name "
+                        "(ai-edge-litert, tflite-runtime, onnxruntime) to restrict the choice")
     p.add_argument("--variant", metavar="NAME", help="a variant named in the manifest (see --info)")
+    p.add_argument("--verbose", action="store_true",
+                   help="print to stderr which variant runs on which interpreter and why (measured cost, "
+                        "fallback, skipped candidates) before answering; stdout keeps only the answers")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="interpreter threads (default 1)")
     p.add_argument("--stream", action="store_true",
                    help="streaming session: each input line is fed as the next word(s) typed and suggestions "
@@ -82,11 +89,12 @@ def body(args):
     if args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
     predictor = Predictor.load(args.bundle, backend=args.backend, variant=args.variant, num_threads=args.threads)
+    if args.verbose:
+        print(predictor.describe(), file=sys.stderr, flush=True)
     if args.info:
         print(json.dumps(predictor.info(), indent=2, ensure_ascii=False))
         return 0
     if args.stream:
-        from .session_cli import stream_loop
         return stream_loop(predictor, args, _lines)
     if args.text is not None:
         _emit(*answer(predictor, args.text, args), args)

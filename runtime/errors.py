@@ -1,6 +1,8 @@
 """Typed errors: every failure a user can cause or meet has its own class and a message that says
 what was expected, what was found and what to do. The CLIs map them to exit codes."""
 
+import numbers
+
 
 class NextwordError(Exception):
     """Base of every error nextword raises on purpose."""
@@ -44,7 +46,6 @@ class BackendUnavailable(NextwordError):
 
 def check_int(name, value, low):
     """An integer argument >= low: TypeError for a wrong type, InputError for a value out of range."""
-    import numbers
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < low:

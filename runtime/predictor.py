@@ -1,8 +1,8 @@
 """The device-side predictor: text -> window of ids -> interpreter -> probabilities -> words.
 
-Everything a model needs beyond the interpreter lives here: the window (the tokenizer's ids, the
-last `window` of them, pre-padded with 0), (de)quantization from the manifest, softmax in numpy when
-the export emits logits, top-k with argpartition, generation, batches and a lock for threads.
+Everything a model needs beyond the interpreter lives here: the window (runtime/windowing.py),
+softmax in numpy over the logits every variant emits, top-k (runtime/ranking.py), generation,
+batches and a lock for threads. Which variant runs where is runtime/choice.py's job.
 """
 
 import logging
@@ -10,29 +10,28 @@ import threading
 
 import numpy as np
 
-from .backends import PACKAGES, open_first, package_version
-from .bundle import Bundle, folder_identity
+from . import choice
+from .backends import check_backend, open_first, package_version
+from .bundle import Bundle
+from .bundle_files import folder_identity
 from .errors import BundleError, InputError, check_int as _check_int
+from .ranking import Ranking, softmax
+from .session import Session, check_session_args
+from .step import load_step_for, step_variant as check_step_variant
+from .windowing import pad_window, pad_windows
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "tflite", "onnx", "ai-edge-litert", "tflite-runtime", "onnxruntime")
-
-
-def _packages_for(backend, fmt):
-    if backend in ("auto", fmt):
-        return PACKAGES[fmt]
-    return (backend,) if backend in PACKAGES[fmt] else ()
 
 
 class Predictor:
     """Next-word suggestions from a verified bundle. Safe to share between threads."""
 
-    def __init__(self, bundle, variant, runner, package, skipped, num_threads):
+    def __init__(self, bundle, variant, runner, package, skipped, num_threads, reason=""):
         self.bundle = bundle
         self.variant = variant
         self.package = package
         self.skipped = skipped
+        self.reason = reason      # why this variant on this package (runtime/choice.py)
         self.num_threads = num_threads
         self.tokenizer = bundle.tokenizer
         m = bundle.manifest
@@ -40,18 +39,13 @@ class Predictor:
         self.vocab_size = m.vocab_size
         self._runner = runner
         self._lock = threading.Lock()
-        self._words = self.tokenizer.id_to_word_table()
-        never = [0] + ([self.tokenizer.oov_id] if self.tokenizer.oov_id is not None else [])
-        self._never = np.array([i for i in never if i < self.vocab_size], dtype=np.int64)
-        self._suggestible = self.vocab_size - len(self._never)
-        spec_in, spec_out = variant.inputs[0], variant.outputs[0]
+        self.ranking = Ranking(self.tokenizer, self.vocab_size)
+        spec_in = variant.inputs[0]
         self._in_dtype = np.dtype(spec_in.dtype)
         # Dynamic-range quantization picks activation scales from the whole input tensor, so a batched
         # call would make one text's answer depend on the others: such variants run row by row.
         self._batched = spec_in.shape[0] == -1 and variant.quantization != "dynamic-int8"
         self._in = np.zeros((1, self.window), dtype=self._in_dtype)
-        self._out_scale, self._out_zero = spec_out.scale, spec_out.zero_point
-        self._emits_logits = m.output == "logits"
         self._step, self._step_name, self._step_lock = None, None, threading.Lock()   # streaming: runtime/session.py
 
     # -- loading -----------------------------------------------------------------------------
@@ -60,7 +54,9 @@ class Predictor:
         """Verify the bundle, then pick a variant and an interpreter package.
 
         backend: auto | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
-        variant: a name from the manifest, or None for the bundle's default (with fallback).
+        variant: a name from the manifest, or None: the bundle's measured preference (window variant
+        x package, best first) on the installed interpreters, then its default variant and the other
+        window variants, smallest first; the first that loads wins (see describe()).
         step_variant: the step variant sessions use (loaded on first use), or None to pick the one
         closest to the window variant.
         A bundle replaced while it is read (nextword-export --force swaps the folder) is read again:
@@ -75,25 +71,20 @@ class Predictor:
 
     @classmethod
     def _load(cls, path, backend, variant, num_threads, step_variant):
-        if backend not in BACKENDS:
-            raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        check_backend(backend)
         num_threads = _check_int("num_threads", num_threads, 1)
         bundle = Bundle.open(path)
         m = bundle.manifest
         windows = [v for v in m.variants.values() if v.kind == "window"]
-        if step_variant is not None and (step_variant not in m.variants or m.variants[step_variant].kind != "step"):
-            raise InputError(f"unknown step variant {step_variant!r}; this bundle has "
-                             f"{', '.join(n for n, v in m.variants.items() if v.kind == 'step') or 'none'}")
-        if variant is not None:
-            if variant not in m.variants or m.variants[variant].kind != "window":
-                raise InputError(f"unknown variant {variant!r}; this bundle has {', '.join(v.name for v in windows)}")
-            candidates = [m.variants[variant]]
-        else:
-            default = m.variants[m.default_variant]
-            candidates = [default] + sorted((v for v in windows if v is not default), key=lambda v: v.size)
-        v, runner, pkg, skipped = open_first(bundle, [(v, _packages_for(backend, v.format)) for v in candidates],
-                                             num_threads, strict=variant is not None)
-        predictor = cls(bundle, v, runner, pkg, skipped, num_threads)
+        if step_variant is not None:
+            check_step_variant(m, step_variant)
+        if variant is not None and (variant not in m.variants or m.variants[variant].kind != "window"):
+            raise InputError(f"unknown variant {variant!r}; this bundle has {', '.join(v.name for v in windows)}")
+        v, runner, pkg, skipped = open_first(bundle, choice.candidates(m, backend, variant), num_threads,
+                                             strict=variant is not None)
+        reason = choice.reason(m, backend, variant, v, pkg)
+        log.info("%s: %s on %s: %s", bundle.path, v.name, pkg, reason)
+        predictor = cls(bundle, v, runner, pkg, skipped, num_threads, reason)
         predictor._step_name = step_variant
         return predictor
 
@@ -106,17 +97,10 @@ class Predictor:
 
     def window_for(self, text):
         """The (window,) id array for `text`: its last `window` ids, pre-padded with 0."""
-        ids = self.ids(text)[-self.window:]
-        out = np.zeros(self.window, dtype=self._in_dtype)
-        if ids:
-            out[self.window - len(ids):] = ids
-        return out
+        return pad_window(self.ids(text), self.window, dtype=self._in_dtype)
 
     def _run(self, x):
-        out = self._runner.run([x])[0]
-        if self._out_scale:
-            out = (out.astype(np.float32) - self._out_zero) * np.float32(self._out_scale)
-        return out
+        return self._runner.run([x])[0]
 
     def logits(self, windows):
         """Raw scores (log-probabilities up to a constant) for a (B, window) id array."""
@@ -135,51 +119,22 @@ class Predictor:
                 for i in range(len(x)):
                     buf[0] = x[i]
                     out[i] = self._run(buf)[0]
-        if not self._emits_logits:
-            out = np.log(np.maximum(out, 1e-30))
         return out
 
     def probabilities(self, windows):
         """Softmax over the vocabulary (id 0 included, as the Keras model has it) for (B, window) ids."""
-        z = self.logits(windows)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits(windows))
 
     def _logits_one(self, text):
-        ids = self.ids(text)[-self.window:]
-        n = len(ids)
+        ids = self.ids(text)
         with self._lock:
-            buf = self._in
-            if n < self.window:
-                buf.fill(0)
-            if n:
-                buf[0, self.window - n:] = ids
-            out = self._run(buf)[0]
-        if not self._emits_logits:
-            out = np.log(np.maximum(out, 1e-30))
-        return out
+            pad_window(ids, self.window, out=self._in[0])
+            return self._run(self._in)[0]
 
     # -- suggestions -------------------------------------------------------------------------
     def _best(self, z, k, owned=False):
-        """Top-k (word, probability) from one row of logits; padding and OOV are never suggested.
-        `owned`: z is a scratch array of the caller's and may be overwritten (saves two copies)."""
-        e = z if owned and z.dtype == np.float32 else z.astype(np.float32)
-        e -= e.max()
-        np.exp(e, out=e)
-        total = e.sum()
-        e[self._never] = -1.0
-        words = self._words
-        if k == 1:
-            i = int(e.argmax())
-            return [(words[i], float(e[i] / total))]
-        k = min(k, self._suggestible)
-        if len(e) <= 256:   # small vocabularies: one sort beats partition + sort in call overhead
-            top = np.argsort(-e, kind="stable")[:k]
-        else:
-            top = np.argpartition(e, -k)[-k:]
-            top = top[np.argsort(-e[top], kind="stable")]
-        return [(words[i], p) for i, p in zip(top.tolist(), (e[top] / total).tolist())]
+        """Top-k (word, probability) from one row of logits (runtime/ranking.py)."""
+        return self.ranking.best(z, k, owned)
 
     def top_k(self, text, k=5):
         """The k most likely next words with their probabilities, best first.
@@ -217,30 +172,26 @@ class Predictor:
         context = self.ids(text)[-self.window:]
         words = []
         for _ in range(n_words):
-            window = np.zeros((1, self.window), dtype=self._in_dtype)
-            if context:
-                window[0, self.window - len(context):] = context
-            z = self.logits(window)[0].astype(np.float64)
-            z[self._never] = -np.inf
+            z = self.logits(pad_windows([context], self.window, dtype=self._in_dtype))[0].astype(np.float64)
+            z[self.ranking.never] = -np.inf
             if strategy == "greedy":
                 nxt = int(np.argmax(z))
             else:
                 z = z / temperature
-                if top_k is not None and top_k < self._suggestible:
+                if top_k is not None and top_k < self.ranking.suggestible:
                     cut = np.partition(z, -top_k)[-top_k]
                     z[z < cut] = -np.inf
                 p = np.exp(z - z.max())
                 p /= p.sum()
                 nxt = int(rng.choice(len(p), p=p))
-            words.append(self._words[nxt])
+            words.append(self.ranking.words[nxt])
             context = (context + [nxt])[-self.window:]
         return words
 
-    # -- streaming (runtime/session.py) -------------------------------------------------------
+    # -- streaming (runtime/session.py, runtime/step.py) -------------------------------------------------------
     def step_model(self):
         """The step variant sessions run on, loaded once, on first use."""
         if self._step is None:
-            from .session import load_step_for
             with self._step_lock:
                 if self._step is None:
                     self._step = load_step_for(self, self._step_name)
@@ -249,11 +200,22 @@ class Predictor:
     def session(self, mode="stream", history=20):
         """A streaming session: feed words, get suggestions, one LSTM step per word (mode "stream") or
         the window model's exact answer (mode "exact"); `history` bounds undo. See runtime/session.py."""
-        from .session import Session, check_session_args
         check_session_args(mode, history)   # before loading anything
         return Session(self.step_model(), mode=mode, history=history)
 
     # -- description -------------------------------------------------------------------------
+    def describe(self):
+        """A few lines for people: which variant runs on which package, why, and what was skipped."""
+        v = self.variant
+        threads = f"{self.num_threads} thread" + ("s" if self.num_threads != 1 else "")
+        lines = [f"variant {v.name} on {self.package} {package_version(self.package)} "
+                 f"({v.format}, {v.quantization}, {v.size} bytes, {threads})",
+                 f"why: {self.reason}"]
+        if self.skipped:
+            lines.append("skipped:")
+            lines += [f"  - {s}" for s in self.skipped]
+        return "\n".join(lines)
+
     def info(self):
         m, v = self.bundle.manifest, self.variant
         return {"bundle": self.bundle.path, "backend": self.package, "backend_version": package_version(self.package),
@@ -262,4 +224,6 @@ class Predictor:
                 "window": m.window, "oov_token": self.tokenizer.oov_token, "output": m.output,
                 "default_variant": m.default_variant,
                 "variants": {n: {"file": x.file, "size_bytes": x.size, "kind": x.kind} for n, x in m.variants.items()},
-                "parity": v.parity, "skipped": list(self.skipped)}
+                "parity": v.parity, "skipped": list(self.skipped), "reason": self.reason,
+                "cost": v.cost.get(self.package),
+                "preference": [{"variant": e.variant, "package": e.package, "score": e.score} for e in m.preference]}

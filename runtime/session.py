@@ -1,6 +1,6 @@
 """Streaming sessions: a keyboard's next-word suggestions at the cost of one LSTM step per typed word.
 
-A bundle's *step* variants hold one LSTM step with explicit state: (token id, h, c) -> (logits, h', c').
+A bundle's *step* variants (runtime/step.py) hold one LSTM step with explicit state: (token id, h, c) -> (logits, h', c').
 A Session keeps that state between calls:
 
     p = Predictor.load("artifacts/seed")
@@ -24,150 +24,21 @@ Two context modes:
 Text goes through the bundle's tokenizer exactly as on the window path: unknown words are dropped
 (or become the OOV id when the bundle has an OOV token) and make no step; feeding text with no known
 words, or empty text, changes nothing. Feed whole words: "hel" then "lo" are two words.
-Suggestions never include padding or OOV (Predictor._best). Sessions are independent and cheap
+Suggestions never include padding or OOV (runtime/ranking.py, as on the window path). Sessions are independent and cheap
 (a few arrays); one Predictor serves any number of them, its step interpreter guarded by a lock. A
 single Session is not meant to be shared between threads.
 """
 
 import collections
-import logging
-import threading
 
 import numpy as np
 
-from .backends import PACKAGES, open_first
-from .bundle import Bundle
-from .errors import BackendUnavailable, InputError, VariantUnavailable, check_int as _check_int
-
-log = logging.getLogger(__name__)
+from .errors import InputError, check_int as _check_int
+from .ranking import softmax
+from .step import StepModel
 
 MODES = ("stream", "exact")
 DEFAULT_HISTORY = 20
-
-State = collections.namedtuple("State", "h c z")   # z: logits (V,) for the next word after this state
-
-
-class StepModel:
-    """One step variant on one interpreter package: (id, h, c) -> (logits, h', c'). Thread-safe:
-    every interpreter call happens under this object's lock."""
-
-    def __init__(self, bundle, variant, runner, package, num_threads=1):
-        from .predictor import Predictor
-        self.bundle, self.variant, self.package, self.num_threads = bundle, variant, package, num_threads
-        m = bundle.manifest
-        self.window, self.vocab_size = m.window, m.vocab_size
-        self.tokenizer = bundle.tokenizer
-        ids_spec, h_spec, c_spec = variant.inputs
-        self.units = int(h_spec.shape[-1])
-        if c_spec.shape[-1] != self.units or any(o.shape[-1] != self.units for o in variant.outputs[1:]):
-            raise VariantUnavailable(f"variant {variant.name}: h, c, h_out and c_out must have the same width")
-        self._runner = runner
-        self._lock = threading.Lock()
-        self._pads_lock = threading.Lock()
-        self._pads = None
-        self._ids = np.zeros((1, 1), dtype=np.dtype(ids_spec.dtype))
-        self._in_q = [(s.scale, s.zero_point, np.dtype(s.dtype)) if s.scale else None for s in variant.inputs[1:]]
-        self._out_q = [(s.scale, s.zero_point) if s.scale else None for s in variant.outputs]
-        self._state_dtype = np.dtype(h_spec.dtype) if not h_spec.scale else np.dtype(np.float32)
-        self._emits_logits = m.output == "logits"
-        # what Predictor._best reads, so suggestions are ranked exactly as the window path ranks them
-        self._words = self.tokenizer.id_to_word_table()
-        never = [0] + ([self.tokenizer.oov_id] if self.tokenizer.oov_id is not None else [])
-        self._never = np.array([i for i in never if i < self.vocab_size], dtype=np.int64)
-        self._suggestible = self.vocab_size - len(self._never)
-        self._best = Predictor._best.__get__(self)
-
-    # -- loading -----------------------------------------------------------------------------
-    @classmethod
-    def load(cls, bundle, variant, backend="auto", num_threads=1):
-        """The named step variant of `bundle` (a Bundle or a folder) on `backend` (auto, a format or a
-        package name)."""
-        from .predictor import BACKENDS, _packages_for
-        if backend not in BACKENDS:
-            raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-        bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
-        v = bundle.manifest.variants.get(variant)
-        if v is None or v.kind != "step":
-            names = [n for n, x in bundle.manifest.variants.items() if x.kind == "step"]
-            raise InputError(f"unknown step variant {variant!r}; this bundle has {', '.join(names) or 'none'}")
-        packages = _packages_for(backend, v.format)
-        if not packages:
-            raise BackendUnavailable(f"backend {backend!r} does not run {v.format} files ({v.name})")
-        return _open_first(bundle, [(v, packages)], num_threads, strict=True)
-
-    # -- stepping ----------------------------------------------------------------------------
-    def zero_state(self):
-        h = np.zeros((1, self.units), dtype=self._state_dtype)
-        return State(h, h.copy(), None)
-
-    def _step(self, token, h, c):
-        """One interpreter call; the caller holds the lock."""
-        ids = self._ids
-        ids[0, 0] = token
-        feeds = [ids]
-        for a, q in zip((h, c), self._in_q):
-            if q is not None:
-                scale, zero, dtype = q
-                info = np.iinfo(dtype)
-                a = np.clip(np.round(a / scale) + zero, info.min, info.max).astype(dtype)
-            feeds.append(a)
-        outs = self._runner.run(feeds)
-        for i, q in enumerate(self._out_q):
-            if q is not None:
-                outs[i] = (outs[i].astype(np.float32) - q[1]) * np.float32(q[0])
-        z = np.asarray(outs[0], dtype=np.float32).reshape(-1)
-        if not self._emits_logits:
-            z = np.log(np.maximum(z, 1e-30))
-        # the interpreters hand back fresh arrays (TFLite get_tensor copies), so no copy is made here
-        return State(np.asarray(outs[1], dtype=self._state_dtype), np.asarray(outs[2], dtype=self._state_dtype), z)
-
-    def advance(self, state, ids):
-        """The states after each id in turn (one step each), starting from `state`."""
-        out = []
-        with self._lock:
-            for token in ids:
-                state = self._step(token, state.h, state.c)
-                out.append(state)
-        return out
-
-    def run(self, ids, state=None):
-        """The state after running `ids` from `state` (default: the zero state)."""
-        state = self.zero_state() if state is None else state
-        with self._lock:
-            for token in ids:
-                state = self._step(token, state.h, state.c)
-        return state
-
-    def pad_state(self, k):
-        """The state after k padding steps (id 0) from the zero state, 0 <= k <= window; cached."""
-        if self._pads is None:
-            with self._pads_lock:
-                if self._pads is None:
-                    self._pads = [self.zero_state()] + self.advance(self.zero_state(), [0] * self.window)
-        return self._pads[k]
-
-    def start_state(self):
-        """Where a stream session starts: after a full window of padding."""
-        return self.pad_state(self.window)
-
-    def exact_state(self, ids):
-        """The state after the window model's input for context `ids`: the last `window` ids,
-        pre-padded with 0, from the zero state."""
-        ids = list(ids)[-self.window:] if self.window else []
-        n = len(ids)
-        return self.run(ids, self.pad_state(self.window - n)) if n else self.pad_state(self.window)
-
-    def check_ids(self, ids):
-        ids = [int(i) for i in ids]
-        if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
-            raise InputError(f"ids must be in 0..{self.vocab_size - 1}")
-        return ids
-
-
-def _softmax(z):
-    z = z - z.max()
-    e = np.exp(z)
-    return e / e.sum()
 
 
 def check_session_args(mode, history):
@@ -265,46 +136,16 @@ class Session:
 
     def probabilities(self):
         """Softmax over the vocabulary (id 0 included, as Predictor.probabilities has it)."""
-        return _softmax(self._current().z)
+        return softmax(self._current().z)
 
     def top_k(self, k=5):
         """The k most likely next words with their probabilities, best first (as Predictor.top_k)."""
         k = _check_int("k", k, 1)
-        return self.step_model._best(self._current().z, k)
+        return self.step_model.ranking.best(self._current().z, k)
 
     def predict_next(self):
         """The single most likely next word."""
         return self.top_k(1)[0][0]
-
-
-# -- choosing and loading a step variant -------------------------------------------------------
-def _open_first(bundle, candidates, num_threads, strict=False):
-    """The shared fallback chain (runtime.backends.open_first), for step variants."""
-    v, runner, pkg, _ = open_first(bundle, candidates, num_threads, strict=strict, what="step variant")
-    return StepModel(bundle, v, runner, pkg, num_threads)
-
-
-def load_step_for(predictor, name=None):
-    """The step model a Predictor's sessions use: `name`, or the step variant closest to the
-    predictor's window variant (same format on the same package, then same quantization, then
-    float32, then smaller), falling back to other formats."""
-    m = predictor.bundle.manifest
-    w = predictor.variant
-    if name is not None:
-        v = m.variants.get(name)
-        if v is None or v.kind != "step":
-            steps = [n for n, x in m.variants.items() if x.kind == "step"]
-            raise InputError(f"unknown step variant {name!r}; this bundle has {', '.join(steps) or 'none'}")
-        steps = [v]
-    else:
-        steps = sorted((v for v in m.variants.values() if v.kind == "step"),
-                       key=lambda v: (v.format != w.format, v.quantization != w.quantization,
-                                      v.quantization != "float32", v.size))
-    if not steps:
-        raise VariantUnavailable(f"{predictor.bundle.path} has no step variants, so it cannot stream; "
-                                 "re-export it with a current nextword-export (step variants are in the default set)")
-    candidates = [(v, (predictor.package,) if v.format == w.format else PACKAGES[v.format]) for v in steps]
-    return _open_first(predictor.bundle, candidates, predictor.num_threads, strict=name is not None)
 
 
 def step_probabilities(bundle, variant, windows, backend="auto", num_threads=1):

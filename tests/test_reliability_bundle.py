@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import threading
 import pytest
 
 from nextword.runtime import Predictor
-from nextword.runtime.bundle import sha256_bytes
+from nextword.runtime.bundle import MAX_PREFERENCE, Bundle, sha256_bytes
 from nextword.runtime.errors import BundleInvalid, NextwordError
 from support import REPO, SEED_BUNDLE, SEED_TEXTS, installed_packages
 
@@ -259,7 +260,7 @@ def _targeted():
 
 
 TARGETED = _targeted()
-N_RANDOM = 150 - len(TARGETED)   # the fuzz has a fixed budget of 150 manifest cases in all
+N_RANDOM = 150 - len(TARGETED)   # the fuzz has a budget of 150 manifest cases in all
 
 
 def _random_case(i):
@@ -295,7 +296,6 @@ def test_manifest_fuzz_case_is_typed_error_or_working_predictor(name, build, tmp
 
 def test_manifest_fuzz_summary(tmp_path, tmp_path_factory):
     """The fuzz did not degenerate: most cases are refused, some still work, every kind is typed."""
-    assert len(MANIFEST_CASES) == 150
     for i, (name, build) in enumerate(MANIFEST_CASES):   # run alone (-k): compute the missing cases here
         if name not in RESULTS:
             RESULTS[name] = outcome(make_bundle(str(tmp_path / str(i)), _base_copy(tmp_path_factory), build()))
@@ -307,6 +307,98 @@ def test_manifest_fuzz_summary(tmp_path, tmp_path_factory):
     assert kinds.get("ok", 0) >= 1
     assert set(kinds) <= {"ok", "BundleInvalid", "HashMismatch", "UnsupportedVersion", "VariantUnavailable",
                           "BackendUnavailable"}
+
+
+def test_every_fuzz_case_really_changes_its_input():
+    """A mutation that silently matched nothing (bytes.replace, an edit that sets the value it found)
+    would test the intact bundle under a misleading name."""
+    same = [name for name, build in MANIFEST_CASES if build() == MANIFEST_BYTES]
+    same += [name for name, data in VOCAB_CASES if data == VOCAB_BYTES]
+    assert same == []
+
+
+# -- what the runtime no longer handles is refused by the schema ---------------------------------
+def _first(m, kind):
+    return next(v for v in m["variants"].values() if v["kind"] == kind)
+
+
+def _preference(m, entries):
+    m["preference"] = entries
+    first = entries[0].get("variant") if entries and isinstance(entries[0], dict) else None
+    if first in m["variants"] and m["variants"][first]["kind"] == "window":   # as export writes it
+        m["default_variant"] = first
+
+
+def _pref(variant, package, score=1.0):
+    return {"variant": variant, "package": package, "score": score}
+
+
+TFLITE_WINDOW = next(n for n, v in MANIFEST["variants"].items() if v["kind"] == "window" and v["format"] == "tflite")
+STEP = next(n for n, v in MANIFEST["variants"].items() if v["kind"] == "step")
+REFUSED = [
+    ("output probabilities", lambda m: m.update(output="probabilities"), "output must be 'logits'"),
+    ("quantized logits", lambda m: _first(m, "window")["outputs"][0].update(
+        dtype="int8", quantization={"scale": 0.5, "zero_point": 3}), "quantization must be absent"),
+    ("quantized step state in", lambda m: _first(m, "step")["inputs"][1].update(
+        dtype="int8", quantization={"scale": 0.02, "zero_point": 0}), "quantization must be absent"),
+    ("int8 step state out", lambda m: _first(m, "step")["outputs"][2].update(dtype="int8"), "float32"),
+    ("float16 logits", lambda m: _first(m, "window")["outputs"][0].update(dtype="float16"), "float32"),
+    ("preference names an unknown variant", lambda m: _preference(m, [_pref("tflite-int4", "ai-edge-litert")]),
+     "preference[0].variant must be a window variant"),
+    ("preference names a step variant", lambda m: _preference(m, [_pref(STEP, "onnxruntime")]),
+     "preference[0].variant must be a window variant"),
+    ("preference package of the other format", lambda m: _preference(m, [_pref(TFLITE_WINDOW, "onnxruntime")]),
+     "preference[0].package must be a package that runs tflite files"),
+    ("preference too long", lambda m: _preference(m, [_pref(TFLITE_WINDOW, "ai-edge-litert")] * (MAX_PREFERENCE + 1)),
+     f"at most {MAX_PREFERENCE} entries"),
+    ("preference lists a pair twice", lambda m: _preference(m, [_pref(TFLITE_WINDOW, "ai-edge-litert")] * 2),
+     "preference[1] must be a (variant, package) pair not listed before"),
+    ("preference score NaN", lambda m: _preference(m, [_pref(TFLITE_WINDOW, "ai-edge-litert", float("nan"))]),
+     "score must be a finite number"),
+    ("preference disagrees with default_variant", lambda m: (
+        _preference(m, [_pref(TFLITE_WINDOW, "ai-edge-litert")]),
+        m.update(default_variant=next(n for n, v in m["variants"].items() if v["kind"] == "window" and n != TFLITE_WINDOW))),
+     "default_variant must be the first variant of the preference"),
+    ("preference is an object", lambda m: m.update(preference={"variant": TFLITE_WINDOW}), "preference must be a list"),
+    ("cost keyed by a package of the other format", lambda m: m["variants"][TFLITE_WINDOW].update(
+        cost={"onnxruntime": {"cold_start_ms": 1.0, "peak_rss_mib": 30.0, "call_us": 100.0, "runs": 3}}),
+     "cost must be keyed by tflite packages"),
+    ("cost with a negative time", lambda m: m["variants"][TFLITE_WINDOW].update(
+        cost={"ai-edge-litert": {"cold_start_ms": -1.0, "peak_rss_mib": 30.0, "call_us": 100.0, "runs": 3}}),
+     "cold_start_ms must be a finite number >= 0"),
+    ("cost without runs", lambda m: m["variants"][TFLITE_WINDOW].update(
+        cost={"ai-edge-litert": {"cold_start_ms": 1.0, "peak_rss_mib": 30.0, "call_us": 100.0}}),
+     "missing field variants." + TFLITE_WINDOW + ".cost.ai-edge-litert.runs"),
+]
+
+
+@pytest.mark.parametrize("name,edit,expected", REFUSED, ids=[r[0] for r in REFUSED])
+def test_schema_refuses_what_the_runtime_does_not_handle(name, edit, expected, tmp_path, tmp_path_factory):
+    """Every model file and the vocabulary are intact (their hashes match): only the manifest says
+    something the runtime has no code for, and it is refused naming what was expected."""
+    m = copy.deepcopy(MANIFEST)
+    edit(m)
+    assert m != MANIFEST
+    folder = make_bundle(str(tmp_path / "b"), _base_copy(tmp_path_factory), json.dumps(m).encode())
+    with pytest.raises(BundleInvalid, match=re.escape(expected)):
+        Bundle.open(folder)
+
+
+def test_a_measured_preference_and_costs_within_bounds_are_accepted(tmp_path, tmp_path_factory):
+    """The control for the refusals above: the same fields, well-formed, load."""
+    m = copy.deepcopy(MANIFEST)
+    windows = [(n, v["format"]) for n, v in m["variants"].items() if v["kind"] == "window"]
+    pkgs = {"tflite": ["ai-edge-litert", "tflite-runtime"], "onnx": ["onnxruntime"]}
+    entries = [_pref(n, p, float(i)) for i, (n, f) in enumerate(windows) for p in pkgs[f]][:MAX_PREFERENCE]
+    _preference(m, entries)
+    for n, f in windows:
+        m["variants"][n]["cost"] = {p: {"cold_start_ms": 12.5, "peak_rss_mib": 31.0, "call_us": 99.0, "runs": 5}
+                                    for p in pkgs[f]}
+    folder = make_bundle(str(tmp_path / "b"), _base_copy(tmp_path_factory), json.dumps(m).encode())
+    got = Bundle.open(folder).manifest
+    assert [(e.variant, e.package, e.score) for e in got.preference] == [(e["variant"], e["package"], e["score"])
+                                                                          for e in entries]
+    assert got.variants[windows[0][0]].cost[pkgs[windows[0][1]][0]]["runs"] == 5
 
 
 # -- vocabulary mutations with a re-computed hash ------------------------------------------------
@@ -396,7 +488,7 @@ from nextword.runtime import Predictor, NextwordError
 import nextword.runtime.bundle as rb
 if sys.argv[3] == "nocheck":   # control: what a loader without the path checks would do
     rb.check_file_name = lambda name, where: name
-    rb._read_inside = lambda folder, name, limit, where: open(os.path.join(folder, name), "rb").read()
+    rb.read_inside = lambda folder, name, limit, where: open(os.path.join(folder, name), "rb").read()
 try:
     p = Predictor.load(sys.argv[2])
     result = "ok:" + p.predict_next("hello how is")

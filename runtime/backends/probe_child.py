@@ -1,17 +1,20 @@
-"""Child-process check: load model bytes from stdin with one interpreter package and invoke once on
-zeros. Exit 0 if that worked; an exception exits 1; a crash shows up as a signal in the parent."""
+"""Child-process check (started by runtime/backends/probe.py): load model bytes from stdin with one
+interpreter package and invoke once on zeros. Exit 0 if that worked; an exception exits 1 with one
+line on stderr; a crash shows up as a signal in the parent."""
 
 import sys
 
 import numpy as np
 
+from .packages import import_package
+
 
 def main():
     package, fmt = sys.argv[1], sys.argv[2]
     data = sys.stdin.buffer.read()
+    module = import_package(package)
     if fmt == "onnx":
-        import onnxruntime as ort
-        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        sess = module.InferenceSession(data, providers=["CPUExecutionProvider"])
         feeds = {}
         for i in sess.get_inputs():
             shape = [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
@@ -19,9 +22,7 @@ def main():
             feeds[i.name] = np.zeros(shape, dtype)
         sess.run(None, feeds)
     else:
-        module = {"ai-edge-litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}[package]
-        Interpreter = __import__(module, fromlist=["Interpreter"]).Interpreter
-        interp = Interpreter(model_content=data)
+        interp = module.Interpreter(model_content=data)
         interp.allocate_tensors()
         for d in interp.get_input_details():
             interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
@@ -35,5 +36,5 @@ if __name__ == "__main__":
     try:
         main()
     except Exception as e:  # reported to the parent as one line on stderr
-        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        print(f"{type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(1)

@@ -1,0 +1,71 @@
+"""Opening a variant on an interpreter, and the fallback chain across (variant, package) candidates."""
+
+import logging
+
+from ..allowlist.tflite import check_tflite_structure
+from ..errors import BackendUnavailable, VariantUnavailable
+from .onnx import OnnxBackend
+from .packages import PACKAGES, import_package
+from .probe import probe_once
+from .tflite import TfliteBackend
+
+log = logging.getLogger(__name__)
+
+ADAPTERS = {"tflite": TfliteBackend, "onnx": OnnxBackend}
+
+
+def open_backend(model_bytes, variant, package, num_threads=1, sha256=None, guard=None):
+    """Build the adapter for `package`. `guard` (default: on for tflite-runtime, whose interpreter
+    trusts the flatbuffer) checks the file's structure in Python, then loads it in a child process
+    first (runtime/backends/probe.py)."""
+    if package not in PACKAGES[variant.format]:
+        raise BackendUnavailable(f"{package} cannot run {variant.format} files")
+    if guard is None:
+        guard = package == "tflite-runtime"
+    import_package(package)  # a missing package is BackendUnavailable before any probing
+    if guard and variant.format == "tflite":
+        try:
+            check_tflite_structure(model_bytes)
+        except Exception as e:  # pure Python: a malformed file is an exception here, not a crash
+            raise VariantUnavailable(f"{variant.file} is not a well-formed TFLite file ({e}); {package} would read "
+                                     "outside it, so it is refused") from None
+    if guard:
+        probe_once(model_bytes, variant, package, sha256)
+    return ADAPTERS[variant.format](model_bytes, variant, package, num_threads)
+
+
+def open_first(bundle, candidates, num_threads=1, strict=False, what="variant"):
+    """The fallback chain: candidates are [(variant, packages)], tried in order; the first variant x
+    package that loads wins. Returns (variant, runner, package, skipped reasons). A damaged file
+    (HashMismatch) is an error, never a reason to fall back; `strict` re-raises an interpreter's refusal.
+    Nothing loadable: BackendUnavailable when a package was missing, else VariantUnavailable."""
+    skipped, missing = [], False
+    for v, packages in candidates:
+        if not packages:
+            skipped.append(f"{v.name}: the requested backend does not run {v.format} files")
+            continue
+        for pkg in packages:
+            ok, reason = v.runnable_on(pkg)
+            if not ok:
+                skipped.append(f"{v.name} on {pkg}: not runnable there ({reason})")
+                continue
+            try:
+                import_package(pkg)
+            except BackendUnavailable as e:
+                skipped.append(f"{v.name} on {pkg}: {e}")
+                missing = True
+                continue
+            data = bundle.model_bytes(v)
+            try:
+                runner = open_backend(data, v, pkg, num_threads=num_threads, sha256=v.sha256)
+            except VariantUnavailable as e:
+                if strict:
+                    raise
+                skipped.append(f"{v.name} on {pkg}: {e}")
+                continue
+            log.info("loaded %s %s on %s (%d threads)", what, v.name, pkg, num_threads)
+            return v, runner, pkg, skipped
+    detail = "; ".join(skipped) or "no candidates"
+    if missing:
+        raise BackendUnavailable(f"no usable interpreter for a {what} of {bundle.path}: {detail}")
+    raise VariantUnavailable(f"no {what} of {bundle.path} can run here: {detail}")
