@@ -1,11 +1,11 @@
 """Model folder -> bundle: convert each variant in a child process, check each through the real
-Predictor on every interpreter it claims, gate, write the manifest, rename into place."""
+Predictor on every interpreter it claims, gate, measure what each window variant costs on each
+interpreter (cost.py), choose the default from that, write the manifest, rename into place."""
 
 import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 
 import numpy as np
@@ -20,12 +20,44 @@ from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.atomic import AtomicFolder, check_target
 from nextword.train.quiet_tf import import_keras
 
-from . import bundle_writer, parity
+from . import bundle_writer, cost, parity
+from .onnx_format import ONNX_OPSET, OPSETS
 from .variants import CATALOGUE, DEFAULT_VARIANTS
 
 log = logging.getLogger(__name__)
 REQUIRED = ("model.keras", "tokenizer.json", "windows.npz", "train-report.json")
 CONVERT_TIMEOUT = 1800
+
+
+class Steps:
+    """Progress over a known number of steps: `progress(done, total, label)` is called as each step
+    begins and once at the end (done == total, label "done")."""
+
+    def __init__(self, progress, total):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def begin(self, label):
+        if self.progress:
+            self.progress(self.done, self.total, label)
+
+    def end(self, n=1):
+        self.done += n
+
+    def finish(self):
+        if self.progress:
+            self.progress(self.done, self.total, "done")
+
+
+def checking_packages(spec, here, legacy):
+    """The interpreter packages that check `spec` here: installed ones, plus tflite-runtime through
+    the legacy python."""
+    return [pkg for pkg in FORMATS[spec.format] if (legacy if pkg == "tflite-runtime" else pkg in here)]
+
+
+def planned_steps(specs, here, legacy):
+    """One conversion per variant, one parity check per (variant, checking interpreter), and one cost
+    measurement per (window variant, checking interpreter)."""
+    return sum(1 + len(checking_packages(s, here, legacy)) * (2 if s.kind == "window" else 1) for s in specs)
 
 
 class ExportFailed(NextwordError):
@@ -102,10 +134,10 @@ def legacy_version(legacy_python):
 
 def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False, gates=None, legacy_python=None,
                   progress=None, opset=None):
-    """Build the bundle; returns the manifest dict. Raises ExportFailed with a table when gates fail."""
+    """Build the bundle; returns the manifest dict. Raises ExportFailed with a table when gates fail.
+    progress: None or a callable (done, total, label), see Steps."""
     check_model_dir(model_dir)
     names = check_variant_names(variants or DEFAULT_VARIANTS)
-    from .convert import ONNX_OPSET, OPSETS
     opset = ONNX_OPSET if opset is None else opset
     if opset not in OPSETS:
         raise InputError(f"ONNX opset {opset} is not supported by the converter (tf2onnx 1.17 takes "
@@ -133,7 +165,11 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
     here = available_packages()
     legacy = legacy_version(legacy_python) if legacy_python else None
     specs = [CATALOGUE[n] for n in names]
-    step = progress or (lambda label: None)
+    steps = Steps(progress, planned_steps(specs, here, legacy))
+    # nothing machine-specific: the model folder's name only, never its path
+    source = {"model_name": os.path.basename(os.path.normpath(model_dir)),
+              "corpus_sha256": report["corpus"]["sha256"],
+              "eval_windows": int(len(x_eval)), "eval_source": report["eval_windows"]["source"] + " windows"}
 
     with AtomicFolder(out, force) as tmp:
         tokenizer.save(os.path.join(tmp, "vocab.json"))
@@ -141,10 +177,12 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         np.save(x_path, x_eval, allow_pickle=False)
         entries, failures = {}, {}
         for spec in specs:
-            step(f"converting {spec.name}")
+            steps.begin(f"convert {spec.name}")
             meta, why = _convert(spec, model_dir, tmp, opset)
+            steps.end()
             if why:
                 failures[spec.name] = f"conversion failed: {why}"
+                steps.end(len(checking_packages(spec, here, legacy)) * (2 if spec.kind == "window" else 1))
                 continue
             entries[spec.name] = {"file": spec.file, "format": spec.format, "kind": spec.kind,
                                   "quantization": spec.family, "inputs": meta["inputs"], "outputs": meta["outputs"],
@@ -152,46 +190,12 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         if not entries:
             raise ExportFailed("no variant could be converted", bundle_writer.parity_table(
                 {"variants": {}}, failures))
-        source = {"model_dir": os.path.abspath(model_dir), "corpus_sha256": report["corpus"]["sha256"],
-                  "eval_windows": int(len(x_eval)), "eval_source": report["eval_windows"]["source"] + " windows"}
-        provisional = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)),
-                                                  {}, source)
-        bundle_writer.write_manifest(tmp, provisional)
+        bundle_writer.write_manifest(tmp, bundle_writer.manifest_dict(
+            tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source))
         for spec in specs:
-            if spec.name not in entries:
-                continue
-            entry = entries[spec.name]
-            for pkg in FORMATS[spec.format]:
-                step(f"checking {spec.name} on {pkg}")
-                if pkg == "tflite-runtime":
-                    if not legacy:
-                        continue
-                    probs, why = _legacy_probabilities(legacy_python, tmp, spec.name, x_path)
-                    version = legacy
-                elif pkg in here:
-                    try:
-                        if spec.kind == "step":   # each padded window from the zero state, via an exact-mode session
-                            probs, why = step_probabilities(tmp, spec.name, x_eval, backend=pkg), None
-                        else:
-                            probs, why = Predictor.load(tmp, backend=pkg, variant=spec.name).probabilities(x_eval), None
-                    except NextwordError as e:
-                        probs, why = None, str(e)
-                    version = package_version(pkg)
-                else:
-                    continue
-                if why:
-                    entry["runtimes"][pkg] = {"ok": False, "version": version, "reason": why}
-                    continue
-                figures = parity.compare(reference, probs, y_eval)
-                figures["failures"] = parity.check(spec.family, figures, gates)
-                entry["parity"][pkg] = figures
-                entry["runtimes"][pkg] = {"ok": True, "version": version, "verified": True}
-                if figures["failures"]:
-                    failures[spec.name] = f"{pkg}: " + "; ".join(figures["failures"])
-            if not entry["parity"]:
-                failures[spec.name] = "no interpreter could run it: " + "; ".join(
-                    f"{k}: {r['reason']}" for k, r in entry["runtimes"].items()) if entry["runtimes"] else \
-                    "no interpreter for it is installed here"
+            if spec.name in entries:
+                _check_parity(spec, entries[spec.name], tmp, x_path, reference, y_eval, here, legacy,
+                              legacy_python, gates, failures, steps)
         os.unlink(x_path)
         if failures and not drop_failing:
             table = bundle_writer.parity_table(bundle_writer.manifest_dict(
@@ -201,15 +205,70 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         for name in failures:
             if name in entries:
                 os.unlink(os.path.join(tmp, entries.pop(name)["file"]))
-        window_entries = {n: e for n, e in entries.items() if e["kind"] == "window"}
-        if not window_entries:
+                if CATALOGUE[name].kind == "window":
+                    steps.end(len(checking_packages(CATALOGUE[name], here, legacy)))
+        if not any(e["kind"] == "window" for e in entries.values()):
             raise ExportFailed("every window variant failed", "\n".join(f"{k}: {v}" for k, v in failures.items()))
-        everywhere = [n for n, e in window_entries.items() if all(r["ok"] for r in e["runtimes"].values())]
-        pool = everywhere or list(window_entries)
-        default = min(pool, key=lambda n: os.path.getsize(os.path.join(tmp, window_entries[n]["file"])))
-        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, default, failures, source)
+        # the measure children load the bundle as it now stands (failed variants gone)
+        bundle_writer.write_manifest(tmp, bundle_writer.manifest_dict(
+            tokenizer, "vocab.json", tmp, window, entries, next(n for n, e in entries.items() if e["kind"] == "window"),
+            failures, source))
+        for spec in specs:
+            if spec.name in entries and spec.kind == "window":
+                _measure_cost(spec, entries[spec.name], tmp, legacy_python, steps)
+        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, None, failures, source)
+        manifest["preference"] = cost.rank(manifest["variants"])
+        manifest["default_variant"], manifest["default_reason"] = cost.choose_default(
+            manifest["variants"], manifest["preference"])
         with open(os.path.join(tmp, "parity.md"), "w", encoding="utf-8") as f:
             f.write(bundle_writer.parity_markdown(manifest))
         bundle_writer.write_manifest(tmp, manifest)
-        step("renaming into place")
+        steps.finish()
     return manifest
+
+
+def _check_parity(spec, entry, tmp, x_path, reference, y_eval, here, legacy, legacy_python, gates, failures, steps):
+    """Run `spec` through the real Predictor on each interpreter that checks it here; record runtimes,
+    parity figures and gate failures in `entry` / `failures`."""
+    x_eval = np.load(x_path, allow_pickle=False)
+    for pkg in checking_packages(spec, here, legacy):
+        steps.begin(f"parity {spec.name} on {pkg}")
+        if pkg == "tflite-runtime":
+            probs, why = _legacy_probabilities(legacy_python, tmp, spec.name, x_path)
+            version = legacy
+        else:
+            try:
+                if spec.kind == "step":   # each padded window from the zero state, via an exact-mode session
+                    probs, why = step_probabilities(tmp, spec.name, x_eval, backend=pkg), None
+                else:
+                    probs, why = Predictor.load(tmp, backend=pkg, variant=spec.name).probabilities(x_eval), None
+            except NextwordError as e:
+                probs, why = None, str(e)
+            version = package_version(pkg)
+        steps.end()
+        if why:
+            entry["runtimes"][pkg] = {"ok": False, "version": version, "reason": why}
+            continue
+        figures = parity.compare(reference, probs, y_eval)
+        figures["failures"] = parity.check(spec.family, figures, gates)
+        entry["parity"][pkg] = figures
+        entry["runtimes"][pkg] = {"ok": True, "version": version, "verified": True}
+        if figures["failures"]:
+            failures[spec.name] = f"{pkg}: " + "; ".join(figures["failures"])
+    if not entry["parity"]:
+        failures[spec.name] = "no interpreter could run it: " + "; ".join(
+            f"{k}: {r['reason']}" for k, r in entry["runtimes"].items()) if entry["runtimes"] else \
+            "no interpreter for it is installed here"
+
+
+def _measure_cost(spec, entry, tmp, legacy_python, steps):
+    """entry["cost"][pkg] for every interpreter that ran the window variant `spec` (cost.py)."""
+    for pkg, runtime in entry["runtimes"].items():
+        steps.begin(f"cost {spec.name} on {pkg}")
+        if runtime["ok"]:
+            figures, why = cost.measure(tmp, spec.name, pkg, python=legacy_python if pkg == "tflite-runtime" else None)
+            if figures is None:
+                log.warning("could not measure %s on %s: %s", spec.name, pkg, why)
+            else:
+                entry.setdefault("cost", {})[pkg] = figures
+        steps.end()
