@@ -18,6 +18,8 @@ import subprocess
 
 from nextword.runtime.child import module_argv
 
+from .children import failure_reason
+
 log = logging.getLogger(__name__)
 RUNS = 3
 CALLS = 200
@@ -37,9 +39,7 @@ def measure_once(folder, variant, package, python=None, calls=CALLS):
     except subprocess.TimeoutExpired:
         return None, f"timed out after {TIMEOUT} s"
     if proc.returncode != 0:
-        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-        return None, f"signal {-proc.returncode}" if proc.returncode < 0 else (lines[-1] if lines else
-                                                                                 f"exit {proc.returncode}")
+        return None, failure_reason(proc)
     try:
         figures = json.loads(proc.stdout.strip().splitlines()[-1])
         return {k: float(figures[k]) for k in METRICS}, None

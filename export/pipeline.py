@@ -5,14 +5,10 @@ interpreter (cost.py), choose the default from that, write the manifest, rename 
 import json
 import logging
 import os
-import subprocess
-import tempfile
 
 import numpy as np
 
 from nextword.runtime.backends import available_packages, package_version
-from nextword.runtime.bundle import FORMATS
-from nextword.runtime.child import module_argv
 from nextword.runtime.errors import InputError, NextwordError
 from nextword.runtime.predictor import Predictor
 from nextword.runtime.session import step_probabilities
@@ -21,43 +17,13 @@ from nextword.train.atomic import AtomicFolder, check_target
 from nextword.train.quiet_tf import import_keras
 
 from . import bundle_writer, cost, parity
+from .children import legacy_probabilities, legacy_version, run_converter
 from .onnx_format import ONNX_OPSET, OPSETS
+from .progress import Steps, checking_packages, planned_steps, steps_after_conversion
 from .variants import CATALOGUE, DEFAULT_VARIANTS
 
 log = logging.getLogger(__name__)
 REQUIRED = ("model.keras", "tokenizer.json", "windows.npz", "train-report.json")
-CONVERT_TIMEOUT = 1800
-
-
-class Steps:
-    """Progress over a known number of steps: `progress(done, total, label)` is called as each step
-    begins and once at the end (done == total, label "done")."""
-
-    def __init__(self, progress, total):
-        self.progress, self.total, self.done = progress, total, 0
-
-    def begin(self, label):
-        if self.progress:
-            self.progress(self.done, self.total, label)
-
-    def end(self, n=1):
-        self.done += n
-
-    def finish(self):
-        if self.progress:
-            self.progress(self.done, self.total, "done")
-
-
-def checking_packages(spec, here, legacy):
-    """The interpreter packages that check `spec` here: installed ones, plus tflite-runtime through
-    the legacy python."""
-    return [pkg for pkg in FORMATS[spec.format] if (legacy if pkg == "tflite-runtime" else pkg in here)]
-
-
-def planned_steps(specs, here, legacy):
-    """One conversion per variant, one parity check per (variant, checking interpreter), and one cost
-    measurement per (window variant, checking interpreter)."""
-    return sum(1 + len(checking_packages(s, here, legacy)) * (2 if s.kind == "window" else 1) for s in specs)
 
 
 class ExportFailed(NextwordError):
@@ -85,51 +51,6 @@ def check_variant_names(names):
     if not names:
         raise InputError("no variants requested")
     return list(dict.fromkeys(names))
-
-
-def _convert(spec, model_dir, folder, opset):
-    """Run the converter for one variant in a child; returns (meta, None) or (None, reason)."""
-    out_file = os.path.join(folder, spec.file)
-    job = {"model_dir": os.path.abspath(model_dir), "kind": spec.kind, "format": spec.format,
-           "family": spec.family, "out_file": out_file, "name": spec.name, "opset": opset}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(job, f)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    try:
-        proc = subprocess.run(module_argv("nextword.export.convert", f.name), capture_output=True, text=True,
-                              timeout=CONVERT_TIMEOUT, env=env)
-    except subprocess.TimeoutExpired:
-        return None, f"converter timed out after {CONVERT_TIMEOUT} s"
-    finally:
-        os.unlink(f.name)
-    if proc.returncode < 0:
-        return None, f"converter crashed with signal {-proc.returncode} (e.g. SIGSEGV in the TF converter)"
-    if proc.returncode != 0:
-        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-        return None, (lines[-1] if lines else f"converter exited with {proc.returncode}")
-    with open(out_file + ".json", encoding="utf-8") as fh:
-        meta = json.load(fh)
-    os.unlink(out_file + ".json")
-    return meta, None
-
-
-def _legacy_probabilities(legacy_python, folder, name, x_path):
-    out = x_path + f".{name}.npy"
-    proc = subprocess.run(module_argv("nextword.runtime.dump", folder, name, "tflite-runtime", x_path, out, python=legacy_python),
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-        why = f"signal {-proc.returncode}" if proc.returncode < 0 else (lines[-1] if lines else f"exit {proc.returncode}")
-        return None, why
-    probs = np.load(out, allow_pickle=False)
-    os.unlink(out)
-    return probs, None
-
-
-def legacy_version(legacy_python):
-    proc = subprocess.run([legacy_python, "-c", "from importlib.metadata import version; print(version('tflite-runtime'))"],
-                          capture_output=True, text=True, timeout=120)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False, gates=None, legacy_python=None,
@@ -178,11 +99,11 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         entries, failures = {}, {}
         for spec in specs:
             steps.begin(f"convert {spec.name}")
-            meta, why = _convert(spec, model_dir, tmp, opset)
+            meta, why = run_converter(spec, model_dir, tmp, opset)
             steps.end()
             if why:
                 failures[spec.name] = f"conversion failed: {why}"
-                steps.end(len(checking_packages(spec, here, legacy)) * (2 if spec.kind == "window" else 1))
+                steps.end(steps_after_conversion(spec, here, legacy))
                 continue
             entries[spec.name] = {"file": spec.file, "format": spec.format, "kind": spec.kind,
                                   "quantization": spec.family, "inputs": meta["inputs"], "outputs": meta["outputs"],
@@ -205,7 +126,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         for name in failures:
             if name in entries:
                 os.unlink(os.path.join(tmp, entries.pop(name)["file"]))
-                if CATALOGUE[name].kind == "window":
+                if CATALOGUE[name].kind == "window":   # its cost is not measured
                     steps.end(len(checking_packages(CATALOGUE[name], here, legacy)))
         if not any(e["kind"] == "window" for e in entries.values()):
             raise ExportFailed("every window variant failed", "\n".join(f"{k}: {v}" for k, v in failures.items()))
@@ -234,7 +155,7 @@ def _check_parity(spec, entry, tmp, x_path, reference, y_eval, here, legacy, leg
     for pkg in checking_packages(spec, here, legacy):
         steps.begin(f"parity {spec.name} on {pkg}")
         if pkg == "tflite-runtime":
-            probs, why = _legacy_probabilities(legacy_python, tmp, spec.name, x_path)
+            probs, why = legacy_probabilities(legacy_python, tmp, spec.name, x_path)
             version = legacy
         else:
             try:
