@@ -163,6 +163,7 @@ def test_cli_shows_a_bar_with_a_total_and_prints_the_tables_after_it(tiny_model_
                    for n in names)
     states = re.findall(r"(\d+)/(\d+) \[", r.stderr)
     assert states and states[-1] == (str(expected), str(expected)), r.stderr[-500:]
+    assert r.stderr.endswith("\n")   # the bar's last state ends its line: nothing can be glued to it
     for label in ("convert tflite-float32", "parity onnx-dynamic-int8 on onnxruntime",
                   "parity tflite-step-float32 on ai-edge-litert", "cost tflite-float32 on ai-edge-litert"):
         assert label in r.stderr
