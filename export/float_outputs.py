@@ -3,10 +3,11 @@ variants), never quantized tensors. The runtime refuses anything else, so the ex
 before a file is accepted."""
 
 
-def require_float32(outputs, what):
-    """`outputs`: tensor specs as written to the manifest ({name, dtype, shape[, quantization]})."""
-    bad = [o for o in outputs if o["dtype"] != "float32" or "quantization" in o]
+def require_float32(tensors, what):
+    """`tensors`: specs as written to the manifest ({name, dtype, shape[, quantization]}): a
+    variant's outputs, or a step variant's state inputs."""
+    bad = [t for t in tensors if t["dtype"] != "float32" or "quantization" in t]
     if bad:
-        shown = ", ".join(f"{o['name']} ({o['dtype']}{', quantized' if 'quantization' in o else ''})" for o in bad)
-        raise RuntimeError(f"{what}: every output must be float32 and unquantized, found {shown}")
-    return outputs
+        shown = ", ".join(f"{t['name']} ({t['dtype']}{', quantized' if 'quantization' in t else ''})" for t in bad)
+        raise RuntimeError(f"{what}: outputs and states must be float32 and unquantized, found {shown}")
+    return tensors

@@ -15,6 +15,7 @@ import numpy as np
 from nextword.train.quiet_tf import import_keras, import_tensorflow
 
 from . import onnx_format, tflite_format
+from .float_outputs import require_float32
 
 INPUTS = ("ids", "h", "c")
 OUTPUTS = ("logits", "h_out", "c_out")
@@ -111,6 +112,7 @@ def convert_step_tflite(trained, family):
     except KeyError as e:
         raise RuntimeError(f"the step model's signature lacks {e} (has {sig})") from None
     inputs, outputs = tflite_format.io_specs(ins, outs, f"TFLite step model ({family})")
+    require_float32(inputs[1:], f"TFLite step model ({family}) state inputs")
 
     def run_one(ids, h, c):
         for d, a in zip(ins, (ids, h, c)):
@@ -152,6 +154,7 @@ def convert_step_onnx(trained, family, opset=onnx_format.ONNX_OPSET):
     proto, note = onnx_format.quantize(proto, family)
     data = onnx_format.finish(proto, vocab_size=vocab, window=window, kind="step", units=units)
     inputs, outputs = onnx_format.io_specs(proto, INPUTS, OUTPUTS, f"ONNX step model ({family})")
+    require_float32(inputs[1:], f"ONNX step model ({family}) state inputs")
 
     import onnxruntime as ort
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])

@@ -77,7 +77,10 @@ def test_manifest_records_parity_runtimes_and_hashes(tiny_bundle_dir):
             assert all(not op.startswith(("CUSTOM", "Flex")) for op, _ in v["details"]["ops"])
             if LEGACY_PYTHON:
                 assert v["runtimes"]["tflite-runtime"]["ok"] and "tflite-runtime" in v["parity"]
-        assert all(t["dtype"] == "float32" and "quantization" not in t for t in v["outputs"]), name
+        states = v["inputs"][1:] if v["kind"] == "step" else []   # ids, h, c: h and c are LSTM states
+        assert all(t["dtype"] == "float32" and "quantization" not in t for t in v["outputs"] + states), name
+        # TFLite names them serving_default_h:0, ONNX h
+        assert [t["name"].split(":")[0].rsplit("_", 1)[-1] for t in states] == (["h", "c"] if v["kind"] == "step" else [])
     assert m["source"]["model_name"] == "seed-model" and "model_dir" not in m["source"]
     assert "| tflite-int8 |" in open(os.path.join(tiny_bundle_dir, "parity.md")).read()
 
