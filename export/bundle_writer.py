@@ -8,6 +8,8 @@ import platform
 
 from nextword.runtime.bundle import FORMAT_VERSION, MANIFEST, sha256_file
 
+from .cost import SCORE_RULE
+
 
 def producer_versions():
     from importlib.metadata import PackageNotFoundError, version
@@ -73,12 +75,27 @@ def parity_table(manifest, failures=None):
     return "\n".join(rows)
 
 
+def cost_table(manifest):
+    """Markdown: what each window variant cost on each interpreter where it was built, best first."""
+    rows = ["| variant | interpreter | cold start | peak RSS | per call | score |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for p in manifest.get("preference", []):
+        c = manifest["variants"][p["variant"]]["cost"][p["package"]]
+        rows.append(f"| {p['variant']} | {p['package']} | {c['cold_start_ms']:.0f} ms | {c['peak_rss_mib']:.1f} MiB | "
+                    f"{c['call_us']:.0f} us | {p['score']:.3f} |")
+    return "\n".join(rows)
+
+
 def parity_markdown(manifest):
     src = manifest.get("source", {})
     lines = ["# Parity report", "",
              f"Each variant run through the nextword Predictor on its interpreter(s), against the Keras model, on "
              f"{src.get('eval_windows', '?')} evaluation windows ({src.get('eval_source', '?')}). Default variant: "
-             f"`{manifest['default_variant']}`.", "", parity_table(manifest)]
+             f"`{manifest['default_variant']}`: {manifest.get('default_reason', '')}.", "", parity_table(manifest)]
+    if manifest.get("preference"):
+        lines += ["", "## Cost on the exporting machine", "",
+                  "Medians of separate processes (`python -m nextword.runtime.measure`), preference order. "
+                  f"The score: {SCORE_RULE}.", "", cost_table(manifest)]
     if manifest.get("dropped"):
         lines += ["", "Dropped (--drop-failing):", ""] + [f"- `{k}`: {v}" for k, v in manifest["dropped"].items()]
     return "\n".join(lines) + "\n"

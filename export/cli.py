@@ -5,8 +5,14 @@ import logging
 import os
 import sys
 
+from tqdm import tqdm
+
 from nextword.runtime import cliutil
 from nextword.runtime.errors import InputError
+
+from .bundle_writer import cost_table, parity_table
+from .pipeline import ExportFailed, export_bundle
+from .variants import CATALOGUE, GATES
 
 PROG = "nextword-export"
 
@@ -22,7 +28,6 @@ def gate_override(text):
 
 
 def parser():
-    from .variants import CATALOGUE, GATES
     gates = "; ".join(f"{fam}: " + ", ".join(f"{m} {'<=' if m in ('max_abs_diff', 'mean_kl') else '>='} {v:g}"
                                             for m, v in g.items()) for fam, g in GATES.items())
     p = argparse.ArgumentParser(
@@ -50,8 +55,6 @@ def parser():
 
 
 def body(args):
-    from .pipeline import ExportFailed, export_bundle
-    from .bundle_writer import parity_table
     out = args.out
     if out is None:
         base = os.path.normpath(args.model_dir)
@@ -63,7 +66,6 @@ def body(args):
             continue
         family, _, metric = key.partition(".")
         gates.setdefault(family, {})[metric] = value
-    from .variants import GATES
     for family, metrics in gates.items():
         if family == "accuracy_slack":
             continue
@@ -71,28 +73,34 @@ def body(args):
             raise InputError(f"unknown gate {family}.{','.join(metrics)}; families: {', '.join(GATES)}; metrics: "
                              "top1_agreement, top5_overlap, max_abs_diff, mean_kl")
     bar = None
-    if not args.quiet:
-        from tqdm.auto import tqdm
-        bar = tqdm(desc="export", unit="step", leave=False, file=sys.stderr)
 
-    def progress(label):
-        if bar is not None:
-            bar.set_description(label)
-            bar.update(1)
-    try:
-        manifest = export_bundle(args.model_dir, out, args.variants, args.force, args.drop_failing, gates,
-                                 args.legacy_python, progress, args.opset)
-    except ExportFailed as e:
+    def progress(done, total, label):
+        nonlocal bar
+        if bar is None:   # made on the first step, so bad input never leaves an empty bar behind
+            bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True)
+        bar.total, bar.n = total, done
+        bar.set_description(label, refresh=False)
+        bar.refresh()
+
+    def close_bar():   # the bar's last state stays on its own line of stderr; tables go to stdout after it
         if bar is not None:
             bar.close()
-        print(e.table)
+    try:
+        manifest = export_bundle(args.model_dir, out, args.variants, args.force, args.drop_failing, gates,
+                                 args.legacy_python, None if args.quiet else progress, args.opset)
+    except BaseException as e:
+        close_bar()
+        if isinstance(e, ExportFailed):
+            print(e.table)
         raise
-    if bar is not None:
-        bar.close()
+    close_bar()
     print(parity_table(manifest))
+    if manifest.get("preference"):
+        print()
+        print(cost_table(manifest))
     if manifest["dropped"]:
         print("dropped: " + "; ".join(f"{k}: {v}" for k, v in manifest["dropped"].items()))
-    print(f"default variant: {manifest['default_variant']}")
+    print(f"default variant: {manifest['default_variant']} ({manifest['default_reason']})")
     print(f"bundle written: {os.path.abspath(out)}")
 
 

@@ -1,18 +1,14 @@
 """Model folder -> bundle: convert each variant in a child process, check each through the real
-Predictor on every interpreter it claims, gate, write the manifest, rename into place."""
+Predictor on every interpreter it claims, gate, measure what each window variant costs on each
+interpreter (cost.py), choose the default from that, write the manifest, rename into place."""
 
 import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 
 from nextword.runtime.backends import available_packages, package_version
-from nextword.runtime.bundle import FORMATS
-from nextword.runtime.child import module_argv
 from nextword.runtime.errors import InputError, NextwordError
 from nextword.runtime.predictor import Predictor
 from nextword.runtime.session import step_probabilities
@@ -20,12 +16,14 @@ from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.atomic import AtomicFolder, check_target
 from nextword.train.quiet_tf import import_keras
 
-from . import bundle_writer, parity
+from . import bundle_writer, cost, parity
+from .children import legacy_probabilities, legacy_version, run_converter
+from .onnx_format import ONNX_OPSET, OPSETS
+from .progress import Steps, checking_packages, planned_steps, steps_after_conversion
 from .variants import CATALOGUE, DEFAULT_VARIANTS
 
 log = logging.getLogger(__name__)
 REQUIRED = ("model.keras", "tokenizer.json", "windows.npz", "train-report.json")
-CONVERT_TIMEOUT = 1800
 
 
 class ExportFailed(NextwordError):
@@ -55,57 +53,12 @@ def check_variant_names(names):
     return list(dict.fromkeys(names))
 
 
-def _convert(spec, model_dir, folder, opset):
-    """Run the converter for one variant in a child; returns (meta, None) or (None, reason)."""
-    out_file = os.path.join(folder, spec.file)
-    job = {"model_dir": os.path.abspath(model_dir), "kind": spec.kind, "format": spec.format,
-           "family": spec.family, "out_file": out_file, "name": spec.name, "opset": opset}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(job, f)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    try:
-        proc = subprocess.run(module_argv("nextword.export.convert", f.name), capture_output=True, text=True,
-                              timeout=CONVERT_TIMEOUT, env=env)
-    except subprocess.TimeoutExpired:
-        return None, f"converter timed out after {CONVERT_TIMEOUT} s"
-    finally:
-        os.unlink(f.name)
-    if proc.returncode < 0:
-        return None, f"converter crashed with signal {-proc.returncode} (e.g. SIGSEGV in the TF converter)"
-    if proc.returncode != 0:
-        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-        return None, (lines[-1] if lines else f"converter exited with {proc.returncode}")
-    with open(out_file + ".json", encoding="utf-8") as fh:
-        meta = json.load(fh)
-    os.unlink(out_file + ".json")
-    return meta, None
-
-
-def _legacy_probabilities(legacy_python, folder, name, x_path):
-    out = x_path + f".{name}.npy"
-    proc = subprocess.run(module_argv("nextword.runtime.dump", folder, name, "tflite-runtime", x_path, out, python=legacy_python),
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-        why = f"signal {-proc.returncode}" if proc.returncode < 0 else (lines[-1] if lines else f"exit {proc.returncode}")
-        return None, why
-    probs = np.load(out, allow_pickle=False)
-    os.unlink(out)
-    return probs, None
-
-
-def legacy_version(legacy_python):
-    proc = subprocess.run([legacy_python, "-c", "from importlib.metadata import version; print(version('tflite-runtime'))"],
-                          capture_output=True, text=True, timeout=120)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
 def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False, gates=None, legacy_python=None,
                   progress=None, opset=None):
-    """Build the bundle; returns the manifest dict. Raises ExportFailed with a table when gates fail."""
+    """Build the bundle; returns the manifest dict. Raises ExportFailed with a table when gates fail.
+    progress: None or a callable (done, total, label), see Steps."""
     check_model_dir(model_dir)
     names = check_variant_names(variants or DEFAULT_VARIANTS)
-    from .convert import ONNX_OPSET, OPSETS
     opset = ONNX_OPSET if opset is None else opset
     if opset not in OPSETS:
         raise InputError(f"ONNX opset {opset} is not supported by the converter (tf2onnx 1.17 takes "
@@ -133,7 +86,11 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
     here = available_packages()
     legacy = legacy_version(legacy_python) if legacy_python else None
     specs = [CATALOGUE[n] for n in names]
-    step = progress or (lambda label: None)
+    steps = Steps(progress, planned_steps(specs, here, legacy))
+    # nothing machine-specific: the model folder's name only, never its path
+    source = {"model_name": os.path.basename(os.path.normpath(model_dir)),
+              "corpus_sha256": report["corpus"]["sha256"],
+              "eval_windows": int(len(x_eval)), "eval_source": report["eval_windows"]["source"] + " windows"}
 
     with AtomicFolder(out, force) as tmp:
         tokenizer.save(os.path.join(tmp, "vocab.json"))
@@ -141,10 +98,12 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         np.save(x_path, x_eval, allow_pickle=False)
         entries, failures = {}, {}
         for spec in specs:
-            step(f"converting {spec.name}")
-            meta, why = _convert(spec, model_dir, tmp, opset)
+            steps.begin(f"convert {spec.name}")
+            meta, why = run_converter(spec, model_dir, tmp, opset)
+            steps.end()
             if why:
                 failures[spec.name] = f"conversion failed: {why}"
+                steps.end(steps_after_conversion(spec, here, legacy))
                 continue
             entries[spec.name] = {"file": spec.file, "format": spec.format, "kind": spec.kind,
                                   "quantization": spec.family, "inputs": meta["inputs"], "outputs": meta["outputs"],
@@ -152,46 +111,12 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         if not entries:
             raise ExportFailed("no variant could be converted", bundle_writer.parity_table(
                 {"variants": {}}, failures))
-        source = {"model_dir": os.path.abspath(model_dir), "corpus_sha256": report["corpus"]["sha256"],
-                  "eval_windows": int(len(x_eval)), "eval_source": report["eval_windows"]["source"] + " windows"}
-        provisional = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)),
-                                                  {}, source)
-        bundle_writer.write_manifest(tmp, provisional)
+        bundle_writer.write_manifest(tmp, bundle_writer.manifest_dict(
+            tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source))
         for spec in specs:
-            if spec.name not in entries:
-                continue
-            entry = entries[spec.name]
-            for pkg in FORMATS[spec.format]:
-                step(f"checking {spec.name} on {pkg}")
-                if pkg == "tflite-runtime":
-                    if not legacy:
-                        continue
-                    probs, why = _legacy_probabilities(legacy_python, tmp, spec.name, x_path)
-                    version = legacy
-                elif pkg in here:
-                    try:
-                        if spec.kind == "step":   # each padded window from the zero state, via an exact-mode session
-                            probs, why = step_probabilities(tmp, spec.name, x_eval, backend=pkg), None
-                        else:
-                            probs, why = Predictor.load(tmp, backend=pkg, variant=spec.name).probabilities(x_eval), None
-                    except NextwordError as e:
-                        probs, why = None, str(e)
-                    version = package_version(pkg)
-                else:
-                    continue
-                if why:
-                    entry["runtimes"][pkg] = {"ok": False, "version": version, "reason": why}
-                    continue
-                figures = parity.compare(reference, probs, y_eval)
-                figures["failures"] = parity.check(spec.family, figures, gates)
-                entry["parity"][pkg] = figures
-                entry["runtimes"][pkg] = {"ok": True, "version": version, "verified": True}
-                if figures["failures"]:
-                    failures[spec.name] = f"{pkg}: " + "; ".join(figures["failures"])
-            if not entry["parity"]:
-                failures[spec.name] = "no interpreter could run it: " + "; ".join(
-                    f"{k}: {r['reason']}" for k, r in entry["runtimes"].items()) if entry["runtimes"] else \
-                    "no interpreter for it is installed here"
+            if spec.name in entries:
+                _check_parity(spec, entries[spec.name], tmp, x_path, reference, y_eval, here, legacy,
+                              legacy_python, gates, failures, steps)
         os.unlink(x_path)
         if failures and not drop_failing:
             table = bundle_writer.parity_table(bundle_writer.manifest_dict(
@@ -201,15 +126,70 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         for name in failures:
             if name in entries:
                 os.unlink(os.path.join(tmp, entries.pop(name)["file"]))
-        window_entries = {n: e for n, e in entries.items() if e["kind"] == "window"}
-        if not window_entries:
+                if CATALOGUE[name].kind == "window":   # its cost is not measured
+                    steps.end(len(checking_packages(CATALOGUE[name], here, legacy)))
+        if not any(e["kind"] == "window" for e in entries.values()):
             raise ExportFailed("every window variant failed", "\n".join(f"{k}: {v}" for k, v in failures.items()))
-        everywhere = [n for n, e in window_entries.items() if all(r["ok"] for r in e["runtimes"].values())]
-        pool = everywhere or list(window_entries)
-        default = min(pool, key=lambda n: os.path.getsize(os.path.join(tmp, window_entries[n]["file"])))
-        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, default, failures, source)
+        # the measure children load the bundle as it now stands (failed variants gone)
+        bundle_writer.write_manifest(tmp, bundle_writer.manifest_dict(
+            tokenizer, "vocab.json", tmp, window, entries, next(n for n, e in entries.items() if e["kind"] == "window"),
+            failures, source))
+        for spec in specs:
+            if spec.name in entries and spec.kind == "window":
+                _measure_cost(spec, entries[spec.name], tmp, legacy_python, steps)
+        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, None, failures, source)
+        manifest["preference"] = cost.rank(manifest["variants"])
+        manifest["default_variant"], manifest["default_reason"] = cost.choose_default(
+            manifest["variants"], manifest["preference"])
         with open(os.path.join(tmp, "parity.md"), "w", encoding="utf-8") as f:
             f.write(bundle_writer.parity_markdown(manifest))
         bundle_writer.write_manifest(tmp, manifest)
-        step("renaming into place")
+        steps.finish()
     return manifest
+
+
+def _check_parity(spec, entry, tmp, x_path, reference, y_eval, here, legacy, legacy_python, gates, failures, steps):
+    """Run `spec` through the real Predictor on each interpreter that checks it here; record runtimes,
+    parity figures and gate failures in `entry` / `failures`."""
+    x_eval = np.load(x_path, allow_pickle=False)
+    for pkg in checking_packages(spec, here, legacy):
+        steps.begin(f"parity {spec.name} on {pkg}")
+        if pkg == "tflite-runtime":
+            probs, why = legacy_probabilities(legacy_python, tmp, spec.name, x_path)
+            version = legacy
+        else:
+            try:
+                if spec.kind == "step":   # each padded window from the zero state, via an exact-mode session
+                    probs, why = step_probabilities(tmp, spec.name, x_eval, backend=pkg), None
+                else:
+                    probs, why = Predictor.load(tmp, backend=pkg, variant=spec.name).probabilities(x_eval), None
+            except NextwordError as e:
+                probs, why = None, str(e)
+            version = package_version(pkg)
+        steps.end()
+        if why:
+            entry["runtimes"][pkg] = {"ok": False, "version": version, "reason": why}
+            continue
+        figures = parity.compare(reference, probs, y_eval)
+        figures["failures"] = parity.check(spec.family, figures, gates)
+        entry["parity"][pkg] = figures
+        entry["runtimes"][pkg] = {"ok": True, "version": version, "verified": True}
+        if figures["failures"]:
+            failures[spec.name] = f"{pkg}: " + "; ".join(figures["failures"])
+    if not entry["parity"]:
+        failures[spec.name] = "no interpreter could run it: " + "; ".join(
+            f"{k}: {r['reason']}" for k, r in entry["runtimes"].items()) if entry["runtimes"] else \
+            "no interpreter for it is installed here"
+
+
+def _measure_cost(spec, entry, tmp, legacy_python, steps):
+    """entry["cost"][pkg] for every interpreter that ran the window variant `spec` (cost.py)."""
+    for pkg, runtime in entry["runtimes"].items():
+        steps.begin(f"cost {spec.name} on {pkg}")
+        if runtime["ok"]:
+            figures, why = cost.measure(tmp, spec.name, pkg, python=legacy_python if pkg == "tflite-runtime" else None)
+            if figures is None:
+                log.warning("could not measure %s on %s: %s", spec.name, pkg, why)
+            else:
+                entry.setdefault("cost", {})[pkg] = figures
+        steps.end()

@@ -1,6 +1,7 @@
 """The one-step (stateful) model: one token id and the LSTM state (h, c) in; logits and the next state
 (h', c') out. Built from the trained window model's weights as Embedding -> keras.layers.LSTMCell ->
-Dense (linear: softmax happens in numpy in the runtime), so running it T times from the zero state
+Dense (linear: softmax happens in numpy in the runtime), float32 in and out (no full-int8 step: the
+catalogue has none, and states must stay float), so running it T times from the zero state
 over a pre-padded window gives the window model's answer (field notes: "A one-step model").
 
 Tensor order, fixed by the manifest: inputs ids [batch, 1] int32, h [batch, H], c [batch, H]; outputs
@@ -12,11 +13,13 @@ against Keras before the file is accepted."""
 import numpy as np
 
 from nextword.train.quiet_tf import import_keras, import_tensorflow
-from .convert import ONNX_OPSET, _rename, finish_onnx, quantize_onnx_dynamic, tflite_converter, tflite_ops
+
+from . import onnx_format, tflite_format
+from .float_outputs import require_float32
 
 INPUTS = ("ids", "h", "c")
 OUTPUTS = ("logits", "h_out", "c_out")
-CHECK_TOLERANCE = {"float32": 1e-4, "dynamic-int8": 0.25, "int8": 0.5}   # sanity only; parity gates come later
+CHECK_TOLERANCE = {"float32": 1e-4, "dynamic-int8": 0.25}   # sanity only; parity gates come later
 
 
 def _layers(trained):
@@ -51,8 +54,8 @@ def units_of(trained):
 
 def run_windows(step_model, windows):
     """Logits after running each (pre-padded) window through the Keras step model from the zero
-    state, all windows as one batch: (B, V) logits, plus the (h, c) seen before each step (for
-    calibration)."""
+    state, all windows as one batch: (B, V) logits, plus the (ids, h, c) fed at each step. The
+    tests' Keras reference for step variants (tests/test_streaming.py)."""
     keras = import_keras()
     windows = np.asarray(windows, dtype=np.int32)
     units = step_model.get_layer("lstm_cell").units
@@ -91,28 +94,13 @@ def _check_by_value(run_one, model, units, vocab, family, what):
                                    "conversion is wrong)")
 
 
-def convert_step_tflite(trained, family, calib):
-    tf = import_tensorflow()
+def convert_step_tflite(trained, family):
+    if family not in CHECK_TOLERANCE:
+        raise ValueError(f"no TFLite step form for family {family!r}; expected one of {', '.join(CHECK_TOLERANCE)}")
     units, vocab = units_of(trained), _layers(trained)[2].units
     model = keras_step_model(trained, batch=1)
-    representative = None
-    if family == "int8":
-        _, states = run_windows(keras_step_model(trained, batch=None), calib)
-        samples = [(ids[i:i + 1], h[i:i + 1], c[i:i + 1]) for ids, h, c in states for i in range(len(ids))]
-
-        def calibration():
-            for ids, h, c in samples:
-                yield {"ids": ids, "h": h, "c": c}
-        representative = calibration
-    conv = tflite_converter(model, family, representative)
-    data = conv.convert()
-    ops = tflite_ops(data)
-    custom = [o for o, _ in ops if o.startswith("CUSTOM") or o.startswith("Flex")]
-    if custom:
-        raise RuntimeError(f"the converted file holds non-builtin ops {custom}")
-    from ai_edge_litert.interpreter import Interpreter   # load and run what we wrote (field notes, trap 2)
-    interp = Interpreter(model_content=data)
-    interp.allocate_tensors()
+    data, ops = tflite_format.convert_builtin(tflite_format.tflite_converter(model, family))
+    interp = tflite_format.load_interpreter(data)
     signature = interp._get_full_signature_list()
     if len(signature) != 1:
         raise RuntimeError(f"expected one signature in the step model, found {sorted(signature)}")
@@ -123,46 +111,24 @@ def convert_step_tflite(trained, family, calib):
         outs = [by_index[sig["outputs"][n]] for n in OUTPUTS]
     except KeyError as e:
         raise RuntimeError(f"the step model's signature lacks {e} (has {sig})") from None
+    inputs, outputs = tflite_format.io_specs(ins, outs, f"TFLite step model ({family})")
+    require_float32(inputs[1:], f"TFLite step model ({family}) state inputs")
 
     def run_one(ids, h, c):
         for d, a in zip(ins, (ids, h, c)):
-            interp.set_tensor(d["index"], _quantize(a, d))
+            interp.set_tensor(d["index"], np.asarray(a, dtype=d["dtype"]))
         interp.invoke()
-        return [_dequantize(interp.get_tensor(d["index"]), d) for d in outs]
+        return [interp.get_tensor(d["index"]) for d in outs]
     _check_by_value(run_one, model, units, vocab, family, "TFLite step model")
-
-    def spec(d):
-        s = {"name": d["name"], "dtype": np.dtype(d["dtype"]).name, "shape": [int(n) for n in d["shape"]]}
-        scale, zero = d.get("quantization", (0.0, 0))
-        if scale:
-            s["quantization"] = {"scale": float(scale), "zero_point": int(zero)}
-        return s
-    return data, {"inputs": [spec(d) for d in ins], "outputs": [spec(d) for d in outs],
-                  "details": {"converter": f"tf.lite.TFLiteConverter (TF {tf.__version__}), Embedding -> LSTMCell "
-                                           "-> Dense, one step with explicit state",
+    return data, {"inputs": inputs, "outputs": outputs,
+                  "details": {"converter": tflite_format.converter_note("Embedding -> LSTMCell -> Dense, one step "
+                                                                        "with explicit state"),
                               "ops": ops, "units": units,
                               "signature": {"inputs": list(INPUTS), "outputs": list(OUTPUTS)}}}
 
 
-def _quantize(a, d):
-    scale, zero = d.get("quantization", (0.0, 0))
-    if scale and np.dtype(d["dtype"]).kind in "iu" and np.asarray(a).dtype.kind == "f":
-        info = np.iinfo(d["dtype"])
-        return np.clip(np.round(a / scale) + zero, info.min, info.max).astype(d["dtype"])
-    return np.asarray(a, dtype=d["dtype"])
-
-
-def _dequantize(a, d):
-    scale, zero = d.get("quantization", (0.0, 0))
-    if scale:
-        return (a.astype(np.float32) - zero) * np.float32(scale)
-    return a
-
-
-def convert_step_onnx(trained, family, opset=ONNX_OPSET):
-    import onnx
+def convert_step_onnx(trained, family, opset=onnx_format.ONNX_OPSET):
     tf = import_tensorflow()
-    import tf2onnx
     units, vocab = units_of(trained), _layers(trained)[2].units
     window = trained.input_shape[1]
     model = keras_step_model(trained, batch=None)
@@ -173,25 +139,22 @@ def convert_step_onnx(trained, family, opset=ONNX_OPSET):
     def forward(ids, h, c):
         out = model([ids, h, c], training=False)
         return out["logits"], out["h_out"], out["c_out"]
-    proto, _ = tf2onnx.convert.from_function(forward, input_signature=signature, opset=opset)
+    proto, converter = onnx_format.from_function(forward, signature, opset)
     found_in = [i.name for i in proto.graph.input]
     for want in INPUTS:   # tf2onnx names inputs after the TensorSpec names, maybe with ':0'
         match = [n for n in found_in if n == want or n.split(":")[0] == want]
         if len(match) != 1:
             raise RuntimeError(f"cannot find input {want!r} among {found_in}")
-        _rename(proto.graph, match[0], want)
+        onnx_format.rename(proto.graph, match[0], want)
     if len(proto.graph.output) != 3:
         raise RuntimeError(f"expected 3 outputs, found {[o.name for o in proto.graph.output]}")
     # outputs come back in the function's return order; the value check below proves the mapping
     for value, want in zip(list(proto.graph.output), OUTPUTS):
-        _rename(proto.graph, value.name, want)
-    converter = f"tf2onnx {tf2onnx.__version__} from_function, opset {opset}, Embedding -> LSTMCell -> Dense step"
-    if family == "dynamic-int8":
-        proto, note = quantize_onnx_dynamic(proto)
-        converter += note
-    elif family != "float32":
-        raise ValueError(f"no ONNX step form for family {family!r}")
-    data = finish_onnx(proto, vocab_size=vocab, window=window, kind="step", units=units)
+        onnx_format.rename(proto.graph, value.name, want)
+    proto, note = onnx_format.quantize(proto, family)
+    data = onnx_format.finish(proto, vocab_size=vocab, window=window, kind="step", units=units)
+    inputs, outputs = onnx_format.io_specs(proto, INPUTS, OUTPUTS, f"ONNX step model ({family})")
+    require_float32(inputs[1:], f"ONNX step model ({family}) state inputs")
 
     import onnxruntime as ort
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -201,23 +164,15 @@ def convert_step_onnx(trained, family, opset=ONNX_OPSET):
         raise RuntimeError(f"ONNX step model exposes {names_in} -> {names_out}")
     _check_by_value(lambda ids, h, c: sess.run(list(OUTPUTS), {"ids": ids, "h": h, "c": c}),
                     model, units, vocab, family, "ONNX step model")
-
-    def spec(name):
-        v = next(x for x in list(proto.graph.input) + list(proto.graph.output) if x.name == name)
-        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
-        return {"name": name, "dtype": dtype, "shape": dims}
-    return data, {"inputs": [spec(n) for n in INPUTS], "outputs": [spec(n) for n in OUTPUTS],
-                  "details": {"converter": converter, "units": units,
-                              "opset": [{"domain": o.domain or "ai.onnx", "version": int(o.version)}
-                                        for o in proto.opset_import],
-                              "ops": sorted({n.op_type for n in proto.graph.node})}}
+    return data, {"inputs": inputs, "outputs": outputs,
+                  "details": dict(converter=converter + ", Embedding -> LSTMCell -> Dense step" + note, units=units,
+                                  **onnx_format.graph_details(proto))}
 
 
-def convert_step(trained, fmt, family, calib_windows, opset=ONNX_OPSET):
-    """(model bytes, meta) for the step variant `fmt`/`family`; meta like convert_tflite's."""
+def convert_step(trained, fmt, family, opset=onnx_format.ONNX_OPSET):
+    """(model bytes, meta) for the step variant `fmt`/`family`; meta like the window converters'."""
     if fmt == "tflite":
-        return convert_step_tflite(trained, family, calib_windows)
+        return convert_step_tflite(trained, family)
     if fmt == "onnx":
         return convert_step_onnx(trained, family, opset)
     raise ValueError(f"unknown format {fmt!r}")

@@ -4,13 +4,17 @@ input and the bundle's self-description."""
 
 import json
 import os
+import re
 import shutil
+import tempfile
 
 import numpy as np
 import pytest
 
 from nextword.runtime import Predictor
 from nextword.runtime.bundle import Bundle, sha256_file
+from nextword.export.cost import choose_default, rank
+from nextword.export.variants import CATALOGUE
 from support import LEGACY_PYTHON, SEED_BUNDLE, SEED_TEXTS, installed_packages, run_cli
 
 pytestmark = pytest.mark.tf
@@ -34,7 +38,9 @@ def keras_top(probs, predictor, k):
 def test_every_variant_on_every_interpreter_matches_keras(tiny_bundle_dir, keras_model):
     """Text in, words and probabilities out, against the Keras model, for each variant x interpreter."""
     manifest = Bundle.open(tiny_bundle_dir).manifest
-    checked = 0
+    windows = [n for n, s in CATALOGUE.items() if s.kind == "window"]
+    assert [n for n, v in manifest.variants.items() if v.kind == "window"] == windows
+    checked = set()
     for name, v in manifest.variants.items():
         if v.kind != "window":
             continue
@@ -52,8 +58,8 @@ def test_every_variant_on_every_interpreter_matches_keras(tiny_bundle_dir, keras
                     assert [w for w, _ in got] == keras_top(row, p, 3)
                     assert all(abs(pr - row[p.tokenizer.word_index[w]]) < 1e-5 for w, pr in got)
             assert p.predict_next("hello how is") == "your"
-            checked += 1
-    assert checked >= 6
+            checked.add((name, pkg))
+    assert checked == {(n, pkg) for n in windows for pkg in PACKAGES if FORMAT_OF[pkg] == CATALOGUE[n].format}
 
 
 def test_manifest_records_parity_runtimes_and_hashes(tiny_bundle_dir):
@@ -71,10 +77,104 @@ def test_manifest_records_parity_runtimes_and_hashes(tiny_bundle_dir):
             assert all(not op.startswith(("CUSTOM", "Flex")) for op, _ in v["details"]["ops"])
             if LEGACY_PYTHON:
                 assert v["runtimes"]["tflite-runtime"]["ok"] and "tflite-runtime" in v["parity"]
-    default = m["variants"][m["default_variant"]]
-    assert default["kind"] == "window"
-    assert default["size"] == min(v["size"] for v in m["variants"].values() if v["kind"] == "window")
+        states = v["inputs"][1:] if v["kind"] == "step" else []   # ids, h, c: h and c are LSTM states
+        assert all(t["dtype"] == "float32" and "quantization" not in t for t in v["outputs"] + states), name
+        # TFLite names them serving_default_h:0, ONNX h
+        assert [t["name"].split(":")[0].rsplit("_", 1)[-1] for t in states] == (["h", "c"] if v["kind"] == "step" else [])
+    assert m["source"]["model_name"] == "seed-model" and "model_dir" not in m["source"]
     assert "| tflite-int8 |" in open(os.path.join(tiny_bundle_dir, "parity.md")).read()
+
+
+def checked_here(v):
+    """The interpreters that should have run variant entry `v` at export in this session."""
+    want = {pkg for pkg in PACKAGES if FORMAT_OF[pkg] == v["format"]}
+    if LEGACY_PYTHON and v["format"] == "tflite":
+        want.add("tflite-runtime")
+    return want
+
+
+def test_every_window_variant_carries_its_measured_cost_and_the_default_is_the_cheapest(tiny_bundle_dir):
+    m = json.load(open(os.path.join(tiny_bundle_dir, "manifest.json")))
+    pairs = []
+    for name, v in m["variants"].items():
+        if v["kind"] != "window":
+            assert "cost" not in v, name
+            continue
+        assert set(v["cost"]) == checked_here(v) == {p for p, r in v["runtimes"].items() if r["ok"]}, name
+        for pkg, c in v["cost"].items():
+            assert set(c) == {"cold_start_ms", "peak_rss_mib", "call_us", "runs"} and c["runs"] == 3
+            assert 0 < c["cold_start_ms"] < 60_000 and 1 < c["peak_rss_mib"] < 1024 and 0 < c["call_us"] < 1e6
+            pairs.append((name, pkg, c))
+    pref = m["preference"]
+    assert sorted((p["variant"], p["package"]) for p in pref) == sorted((n, p) for n, p, _ in pairs)
+    assert all(set(p) == {"variant", "package", "score"} for p in pref)
+    # the score, recomputed here from the cost entries alone
+    best = {k: min(c[k] for _, _, c in pairs) for k in ("cold_start_ms", "peak_rss_mib", "call_us")}
+    for p in pref:
+        c = m["variants"][p["variant"]]["cost"][p["package"]]
+        assert p["score"] == pytest.approx(sum(c[k] / best[k] for k in best), abs=1e-5)
+    scores = [p["score"] for p in pref]
+    assert scores == sorted(scores) and scores[0] >= 3.0 - 1e-9
+    assert m["default_variant"] == pref[0]["variant"] and "cost" in m["default_reason"]
+    report = open(os.path.join(tiny_bundle_dir, "parity.md")).read()
+    assert "best on all three" in report and f"| {pref[0]['variant']} | {pref[0]['package']} |" in report
+
+
+def test_ranking_follows_the_measured_cost_not_the_file_size():
+    def variant(size, agreement, **costs):
+        return {"kind": "window", "size": size, "runtimes": {"pkg": {"ok": True}},
+                "parity": {"pkg": {"top1_agreement": agreement}},
+                "cost": {"pkg": dict(costs, runs=3)}}
+    variants = {
+        "small-slow": variant(10, 1.0, cold_start_ms=100, peak_rss_mib=60, call_us=200),   # 2 + 2 + 2
+        "big-fast": variant(30, 1.0, cold_start_ms=50, peak_rss_mib=30, call_us=100),      # best on all: 3
+        "mid": variant(20, 1.0, cold_start_ms=60, peak_rss_mib=30, call_us=150),           # 1.2 + 1 + 1.5
+        "tie-less-agreeing": variant(5, 0.9, cold_start_ms=60, peak_rss_mib=30, call_us=150),
+    }
+    pref = rank(variants)
+    assert [p["variant"] for p in pref] == ["big-fast", "mid", "tie-less-agreeing", "small-slow"]
+    assert [p["score"] for p in pref] == pytest.approx([3.0, 3.7, 3.7, 6.0])
+    assert choose_default(variants, pref)[0] == "big-fast"
+    for v in variants.values():
+        del v["cost"]
+    assert rank(variants) == []
+    default, reason = choose_default(variants, [])
+    assert default == "tie-less-agreeing" and "could be measured" in reason   # smallest file: the fallback
+
+
+def test_bundle_text_names_no_path_of_the_building_machine(tiny_bundle_dir, tiny_model_dir):
+    forbidden = {p for p in (os.path.abspath(tiny_model_dir), os.path.realpath(tiny_model_dir), os.path.expanduser("~"),
+                             tempfile.gettempdir(), os.path.dirname(os.path.abspath(tiny_model_dir))) if len(p) > 1}
+    assert os.path.abspath(tiny_model_dir) in forbidden
+    texts = 0
+    for f in os.listdir(tiny_bundle_dir):
+        try:
+            text = open(os.path.join(tiny_bundle_dir, f), encoding="utf-8").read()
+        except UnicodeDecodeError:
+            continue   # model files
+        texts += 1
+        for path in forbidden:
+            assert path not in text, (f, path)
+    assert texts >= 3   # manifest.json, vocab.json, parity.md
+
+
+def test_cli_shows_a_bar_with_a_total_and_prints_the_tables_after_it(tiny_model_dir, tmp_path):
+    names = ["tflite-float32", "onnx-dynamic-int8", "tflite-step-float32"]
+    r = run_cli("nextword-export", tiny_model_dir, "--out", tmp_path / "bundle", "--variants", *names)
+    assert r.returncode == 0, r.stderr
+    expected = sum(1 + len(checked_here({"format": CATALOGUE[n].format})) * (2 if CATALOGUE[n].kind == "window" else 1)
+                   for n in names)
+    states = re.findall(r"(\d+)/(\d+) \[", r.stderr)
+    assert states and states[-1] == (str(expected), str(expected)), r.stderr[-500:]
+    assert r.stderr.endswith("\n")   # the bar's last state ends its line: nothing can be glued to it
+    for label in ("convert tflite-float32", "parity onnx-dynamic-int8 on onnxruntime",
+                  "parity tflite-step-float32 on ai-edge-litert", "cost tflite-float32 on ai-edge-litert"):
+        assert label in r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("| variant | kind | size |")
+    assert any(l.startswith("| variant | interpreter | cold start |") for l in lines)
+    m = json.load(open(tmp_path / "bundle" / "manifest.json"))
+    assert f"default variant: {m['default_variant']} (" in r.stdout
 
 
 def test_onnx_files_carry_metadata_and_pass_the_full_checker(tiny_bundle_dir):
