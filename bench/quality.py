@@ -22,9 +22,9 @@ import numpy as np
 
 from nextword.runtime.errors import InputError
 from nextword.train.corpus import read_corpus
+from nextword.train.metrics import Scores
 from nextword.train.windows import Windows, split_heldout
 
-from .metrics import DEFAULT_KS, mean_nll, true_ranks
 from .ngram import KneserNeyTrigram
 
 log = logging.getLogger(__name__)
@@ -160,19 +160,13 @@ def from_model_windows(model_dir, tokenizer, window, max_eval, report):
 
 
 # -- scoring ---------------------------------------------------------------------------------
-def score_batches(batches, ks=DEFAULT_KS):
-    """{"top1", "top3", "top5", "perplexity", "n"} over (probs, y) batches, every column the same way."""
-    hits = {k: 0 for k in ks}
-    nll, n = 0.0, 0
+def score_batches(batches):
+    """{"top1", "top3", "top5", "perplexity", "n"} over (probs, y) batches, every column the same way
+    (train.metrics.Scores: ties by id, padding never ranked)."""
+    scores = Scores(exclude=EXCLUDE)
     for probs, y in batches:
-        ranks = true_ranks(probs, y, EXCLUDE)
-        for k in ks:
-            hits[k] += int(np.sum(ranks < k))
-        nll += mean_nll(probs, y) * len(y)
-        n += len(y)
-    out = {f"top{k}": hits[k] / n for k in ks}
-    out.update(perplexity=float(np.exp(nll / n)), n=n)
-    return out
+        scores.add(probs, y)
+    return scores.summary()
 
 
 def score_predictor(predictor, x, y):

@@ -1,6 +1,9 @@
 """bench.json -> goals and bench.md (markdown tables with the ratios spelled out)."""
 
+import json
 import math
+import os
+import sys
 
 GOAL_TEXT = {
     "vs_predict": "TF-free end-to-end `top_k` at least ×1,000 faster than `model.predict`",
@@ -359,9 +362,6 @@ def console(res):
 def main(argv=None):
     """python -m nextword.bench.report BENCH_JSON: rewrite bench.md beside it from the figures (e.g. after a
     change of wording), with the charts the run made."""
-    import json
-    import os
-    import sys
     argv = sys.argv[1:] if argv is None else argv
     with open(argv[0], encoding="utf-8") as f:
         res = json.load(f)
