@@ -5,6 +5,7 @@ import logging
 import os
 
 from nextword.runtime import cliutil
+from nextword.runtime.windowing import pad_windows
 
 
 PROG = "nextword-train"
@@ -85,11 +86,7 @@ def body(args):
     print(f"written     {os.path.abspath(args.out)}")
     text = args.predict if args.predict is not None else (None if args.corpus else "hello how is")
     if text is not None:
-        import numpy as np
-        ids = tokenizer.text_to_ids(text)[-report["window"]:]
-        x = np.zeros((1, report["window"]), np.int32)
-        if ids:
-            x[0, -len(ids):] = ids
+        x = pad_windows([tokenizer.text_to_ids(text)], report["window"])
         probs = model(x, training=False).numpy()[0]
         probs[0] = -1
         print(f"next word   {text!r} -> {tokenizer.index_word.get(int(probs.argmax()), '?')!r} (Keras model)")
