@@ -7,9 +7,11 @@ with the model's --val-split and --unit this is exactly the text training never 
 deterministic subset (at most `max_eval` windows, seed 0) is scored for every column, so batch-1
 TFLite variants stay fast and all columns see the same windows.
 
-Accuracy counts the true id's rank among all ids but padding (id 0, never a word): the OOV token,
-when the tokenizer has one, is a word like any other, as in training's own metrics
-(train-report.json), and for every column alike.
+Figures come from train.metrics (ties by id, lower id first), the same for every column, with
+padding (id 0, never a word) excluded from the ranking; the OOV token, when the tokenizer has one,
+is ranked like any word. Training's held-out figures (train-report.json) and export's parity
+accuracy use the same functions but exclude nothing, so padding may take a place there: the two
+agree to the extent the model gives padding no top-k mass (a trained model puts almost none there).
 """
 
 import json

@@ -22,7 +22,7 @@ from nextword.runtime.errors import BackendUnavailable, InputError, NextwordErro
 from nextword.runtime.predictor import Predictor
 from nextword.runtime.windowing import pad_windows
 
-from . import charts as charts_mod, children, machine, quality, report, scaling, timing
+from . import charts as charts_mod, children, goals, machine, quality, report, scaling, timing
 from .streaming import streaming_costs, streaming_quality
 
 log = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ def run(opt, tick=lambda label: None):
                 entry = timing.summarize(c)
                 entry.update({k: v for k, v in c.info.items() if k != "server"})
                 res["latency"][c.key] = entry
-            report.add_ratios(res)
+            goals.add_ratios(res)
             if ev is not None:
                 res["quality"] = {"data": {"source": ev.source, "description": ev.description,
                                            "windows_scored": int(len(ev.y)), "windows_total": ev.total_windows,
@@ -310,7 +310,7 @@ def run(opt, tick=lambda label: None):
         else:
             res["scaling"] = scaling.run(opt.scaling_cache, opt.keras_python, max(3, opt.rounds // 2),
                                          opt.block_seconds, opt.max_calls, tick=tick)
-    res["goals"] = report.goals(res)
+    res["goals"] = goals.goals(res)
     res["load_average_end"] = machine.load_average()
     res["tensorflow_imported"] = any(name in sys.modules for name in ("tensorflow", "keras"))
     charts = []

@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
-from nextword.bench.report import add_ratios, console, goals, ratio
+from nextword.bench.format import ratio
+from nextword.bench.goals import add_ratios, goals
+from nextword.bench.report import console
 from nextword.runtime.bundle import Bundle
 from support import SEED_BUNDLE, run_cli
 
