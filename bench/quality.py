@@ -24,13 +24,12 @@ import numpy as np
 
 from nextword.runtime.errors import InputError
 from nextword.train.corpus import read_corpus
-from nextword.train.metrics import Scores
+from nextword.train.metrics import PADDING, Scores
 from nextword.train.windows import Windows, split_heldout
 
 from .ngram import KneserNeyTrigram
 
 log = logging.getLogger(__name__)
-EXCLUDE = (0,)
 CHUNK = 512
 
 
@@ -165,7 +164,7 @@ def from_model_windows(model_dir, tokenizer, window, max_eval, report):
 def score_batches(batches):
     """{"top1", "top3", "top5", "perplexity", "n"} over (probs, y) batches, every column the same way
     (train.metrics.Scores: ties by id, padding never ranked)."""
-    scores = Scores(exclude=EXCLUDE)
+    scores = Scores(exclude=PADDING)
     for probs, y in batches:
         scores.add(probs, y)
     return scores.summary()

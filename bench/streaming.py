@@ -11,12 +11,11 @@ import time
 
 import numpy as np
 
-from nextword.train.metrics import Scores
+from nextword.train.metrics import PADDING, Scores
 
 from .latency import latency_summary
 
 DEFAULT_CONTEXTS = (5, 10, 20, 50, 100, 200)
-EXCLUDE = (0,)      # as bench/quality.py: padding is never a word; OOV counts like any word
 _CHUNK = 512
 
 
@@ -133,7 +132,7 @@ def _score(session, docs, exclude, max_targets):
     return scores
 
 
-def streaming_quality(predictor, heldout_docs_ids, exclude=EXCLUDE, max_targets=None):
+def streaming_quality(predictor, heldout_docs_ids, exclude=PADDING, max_targets=None):
     """Top-1/top-3 accuracy and perplexity of stream mode vs exact mode (= the window model) over
     every position >= 1 of each held-out document (a list of id lists, e.g. paragraphs tokenized with
     the bundle's tokenizer). Each document starts a fresh session, as windows never cross documents.

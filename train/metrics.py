@@ -19,6 +19,7 @@ in perplexity, and perplexity ignores `exclude`.
 import numpy as np
 
 DEFAULT_KS = (1, 3, 5)
+PADDING = (0,)  # id 0 pads windows and is never a word: the benchmark excludes it from every ranking
 NLL_FLOOR = 1e-12  # probabilities are clipped here before the log: a zero costs -ln(1e-12), not inf
 _ROWS_PER_CHUNK = 1024  # bounds the (rows, V) temporaries of true_ranks
 
