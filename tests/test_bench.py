@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from nextword.bench.format import ratio
-from nextword.bench.goals import add_ratios, goals
+from nextword.bench.goals import add_ratios, default_key, goals
 from nextword.bench.report import console
 from nextword.runtime.bundle import Bundle
 from support import SEED_BUNDLE, run_cli
@@ -59,7 +59,7 @@ def _check_common(res, out):
         assert c["wall_seconds"]["median"] > 0 and c["peak_rss_mb"]["median"] > 0
     assert [g["goal"] for g in res["goals"]] == list(GOALS)
     verdicts = {g["goal"]: g["status"] for g in res["goals"]}
-    d = rows[next(k for k in rows if rows[k]["variant"] == res["bundle"]["default_variant"])]
+    d = rows[default_key(res)]   # the default variant's row, else the first that ran (legacy: no ONNX)
     assert verdicts["overhead"] == ("PASS" if d["overhead"] <= 2 else "FAIL")   # the measured figure decides
     md = open(os.path.join(out, "bench.md"), encoding="utf-8").read()
     assert "## Goals" in md and "## Latency" in md and "## Size" in md
@@ -136,8 +136,7 @@ def test_bench_with_keras_has_the_keras_columns_and_ratios(tmp_path, request):
     assert res["keras"]["versions"]["tensorflow"]
     assert "keras" in res["quality"]["columns"]
     verdicts = {g["goal"]: g["status"] for g in res["goals"]}
-    d = res["latency"][next(k for k, r in res["latency"].items() if k != "keras"
-                            and r["variant"] == res["bundle"]["default_variant"])]
+    d = res["latency"][default_key(res)]
     assert verdicts["vs_predict"] == ("PASS" if d["vs_predict"] >= 1000 else "FAIL")
     assert verdicts["vs_call"] == ("PASS" if d["vs_call"] >= 100 else "FAIL")
     for g in ("cold", "rss", "int8_top1"):   # measured now: a verdict, not n/a
