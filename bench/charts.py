@@ -1,7 +1,9 @@
 """PNG charts of a bench result (matplotlib, Agg backend). Returns the file names written."""
 
+import json
 import logging
 import os
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +167,6 @@ def write_all(res, out_dir):
 
 def main(argv=None):
     """python -m nextword.bench.charts BENCH_JSON [OUT_DIR]: redraw the charts of a finished run."""
-    import json
-    import sys
     argv = sys.argv[1:] if argv is None else argv
     with open(argv[0], encoding="utf-8") as f:
         res = json.load(f)

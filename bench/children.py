@@ -1,4 +1,4 @@
-"""Child processes of the benchmark: long-lived measuring servers (bench.protocol) and cold starts.
+"""Child processes of the benchmark: long-lived measuring servers (train/bench_protocol.py) and cold starts.
 
 A cold start is one fresh process timed from outside (perf_counter around spawn..exit, in a small
 launcher) with its peak resident memory from os.wait4: that child's own ru_maxrss (and that of any
@@ -40,7 +40,7 @@ class ChildError(RuntimeError):
 
 
 class Server:
-    """A measuring child speaking bench.protocol; its stderr goes to a log file."""
+    """A measuring child speaking train.bench_protocol; its stderr goes to a log file."""
 
     def __init__(self, name, argv, log_path, timeout=600):
         self.name, self.argv, self.timeout = name, argv, timeout

@@ -27,8 +27,6 @@ scattered sparse terms, on the distinct contexts of the batch.
 
 import numpy as np
 
-from .metrics import DEFAULT_KS, mean_nll, true_ranks
-
 BOS = 0  # the begin-of-document symbol: the padding id, as the LSTM sees it
 
 
@@ -204,38 +202,12 @@ class KneserNeyTrigram:
         return self.probs_batch([context_ids])[0]
 
     # -- evaluation --------------------------------------------------------------------------
-    def iter_evaluate(self, docs_ids, window=None, batch_size=256):
-        """Yield (probs (n, V) float64, y (n,) int64) batches covering `targets(docs_ids, window)`
-        in order: for metrics over many targets without holding the full (N, V) matrix."""
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        ctx, y = targets(docs_ids, window)
-        for lo in range(0, len(y), int(batch_size)):
-            yield self.probs_batch(ctx[lo:lo + batch_size]), y[lo:lo + batch_size]
-
     def evaluate(self, docs_ids, window=None, dtype=np.float32, batch_size=256):
         """(probs (N, V), y (N,)) for every target position j >= 1 of every document in `docs_ids`
         (the same targets, in the same order, as train.windows.Windows). float32 by default: 13k
-        targets x 7k words is 364 MB in float32, twice that in float64; `score` streams instead."""
+        targets x 7k words is 364 MB in float32, twice that in float64; bench.quality scores in batches."""
         ctx, y = targets(docs_ids, window)
         probs = np.empty((len(y), self.vocab_size), dtype=dtype)
         for lo in range(0, len(y), int(batch_size)):
             probs[lo:lo + batch_size] = self.probs_batch(ctx[lo:lo + batch_size])
         return probs, y
-
-    def score(self, docs_ids, window=None, ks=DEFAULT_KS, exclude=(BOS,), batch_size=256):
-        """Top-k accuracy and perplexity over `targets(docs_ids, window)`, streamed in batches.
-        Returns {"topk": {k: float}, "perplexity": float, "n": int}; same definitions as
-        bench.metrics.topk_accuracy / perplexity (ties by id, `exclude` never ranked)."""
-        ks = [int(k) for k in ks]
-        hits = {k: 0 for k in ks}
-        nll_sum, n = 0.0, 0
-        for probs, y in self.iter_evaluate(docs_ids, window, batch_size):
-            ranks = true_ranks(probs, y, exclude)
-            for k in ks:
-                hits[k] += int(np.sum(ranks < k))
-            nll_sum += mean_nll(probs, y) * len(y)
-            n += len(y)
-        if n == 0:
-            raise ValueError("no targets: every document has fewer than two words")
-        return {"topk": {k: hits[k] / n for k in ks}, "perplexity": float(np.exp(nll_sum / n)), "n": n}

@@ -7,9 +7,11 @@ with the model's --val-split and --unit this is exactly the text training never 
 deterministic subset (at most `max_eval` windows, seed 0) is scored for every column, so batch-1
 TFLite variants stay fast and all columns see the same windows.
 
-Accuracy counts the true id's rank among all ids but padding (id 0, never a word): the OOV token,
-when the tokenizer has one, is a word like any other, as in training's own metrics
-(train-report.json), and for every column alike.
+Figures come from train.metrics (ties by id, lower id first), the same for every column, with
+padding (id 0, never a word) excluded from the ranking; the OOV token, when the tokenizer has one,
+is ranked like any word. Training's held-out figures (train-report.json) and export's parity
+accuracy use the same functions but exclude nothing, so padding may take a place there: the two
+agree to the extent the model gives padding no top-k mass (a trained model puts almost none there).
 """
 
 import json
@@ -22,13 +24,12 @@ import numpy as np
 
 from nextword.runtime.errors import InputError
 from nextword.train.corpus import read_corpus
+from nextword.train.metrics import PADDING, Scores
 from nextword.train.windows import Windows, split_heldout
 
-from .metrics import DEFAULT_KS, mean_nll, true_ranks
 from .ngram import KneserNeyTrigram
 
 log = logging.getLogger(__name__)
-EXCLUDE = (0,)
 CHUNK = 512
 
 
@@ -160,19 +161,13 @@ def from_model_windows(model_dir, tokenizer, window, max_eval, report):
 
 
 # -- scoring ---------------------------------------------------------------------------------
-def score_batches(batches, ks=DEFAULT_KS):
-    """{"top1", "top3", "top5", "perplexity", "n"} over (probs, y) batches, every column the same way."""
-    hits = {k: 0 for k in ks}
-    nll, n = 0.0, 0
+def score_batches(batches):
+    """{"top1", "top3", "top5", "perplexity", "n"} over (probs, y) batches, every column the same way
+    (train.metrics.Scores: ties by id, padding never ranked)."""
+    scores = Scores(exclude=PADDING)
     for probs, y in batches:
-        ranks = true_ranks(probs, y, EXCLUDE)
-        for k in ks:
-            hits[k] += int(np.sum(ranks < k))
-        nll += mean_nll(probs, y) * len(y)
-        n += len(y)
-    out = {f"top{k}": hits[k] / n for k in ks}
-    out.update(perplexity=float(np.exp(nll / n)), n=n)
-    return out
+        scores.add(probs, y)
+    return scores.summary()
 
 
 def score_predictor(predictor, x, y):

@@ -2,7 +2,7 @@
 backend of a bundle, against the Keras model (in a TensorFlow child process) and an n-gram baseline.
 
 This process never imports TensorFlow: Keras figures come from `python -m nextword.train.keras_bench`
-children over bench.protocol; interpreters living in another environment (tflite-runtime 2.14)
+children over the line protocol (train/bench_protocol.py); interpreters living in another environment (tflite-runtime 2.14)
 from `python -m nextword.bench.server` children. See bench/cli.py for the options."""
 
 import datetime
@@ -20,8 +20,10 @@ from nextword.runtime.bundle import FORMATS, Bundle
 from nextword.runtime.child import module_argv
 from nextword.runtime.errors import BackendUnavailable, InputError, NextwordError
 from nextword.runtime.predictor import Predictor
+from nextword.runtime.windowing import pad_windows
 
-from . import children, machine, quality, report, timing
+from . import charts as charts_mod, children, goals, machine, quality, report, scaling, timing
+from .streaming import streaming_costs, streaming_quality
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +49,6 @@ class Options:
     scaling_cache: str = None
     charts: bool = True
     command: str = ""
-
-
-def _windows_for(tokenizer, texts, window):
-    x = np.zeros((len(texts), window), dtype=np.int32)
-    for i, t in enumerate(texts):
-        ids = tokenizer.text_to_ids(t)[-window:]
-        if ids:
-            x[i, window - len(ids):] = ids
-    return x
 
 
 def _eval_data(opt, bundle, report_):
@@ -166,18 +159,12 @@ def _cold_starts(opt, bundle, here, legacy_ok, text, keras_ok, tick):
 
 
 def _streaming(opt, bundle, ev, tick):
-    """Streaming figures for bundles with step variants, from bench/streaming.py (written with the
-    streaming work): per-word cost of a session against re-running the window (every step variant;
+    """Streaming figures for bundles with step variants, from bench/streaming.py: per-word cost of a session against re-running the window (every step variant;
     --quick: the default one) and held-out accuracy of stream vs exact mode (the default one)."""
     m = bundle.manifest
     steps = [n for n, v in m.variants.items() if v.kind == "step"]
     if not steps:
         return None
-    try:
-        from .streaming import streaming_costs, streaming_quality
-    except ImportError:  # HOOK: bench/streaming.py is not there: say so and go on
-        return {"status": f"HOOK: the bundle has step variants ({', '.join(steps)}) but bench/streaming.py is not "
-                          "there: no streaming figures", "step_variants": steps}
     here = available_packages()
     backend = {"tflite": "ai-edge-litert", "onnx": "onnxruntime"}
     result = {"status": "ok", "step_variants": steps, "costs": {}, "failed": {}}
@@ -249,7 +236,7 @@ def run(opt, tick=lambda label: None):
         res["keras"] = {"model_dir": os.path.abspath(opt.keras), "status": "ok" if keras_ok else
                         f"TensorFlow is not importable by {opt.keras_python}"}
     with tempfile.TemporaryDirectory(prefix="nextword-bench-") as tmp:
-        x_time = _windows_for(bundle.tokenizer, texts, m.window)
+        x_time = pad_windows([bundle.tokenizer.text_to_ids(t) for t in texts], m.window)
         np.save(os.path.join(tmp, "windows.npy"), x_time, allow_pickle=False)
         keras = None
         if keras_ok:
@@ -275,7 +262,7 @@ def run(opt, tick=lambda label: None):
                 entry = timing.summarize(c)
                 entry.update({k: v for k, v in c.info.items() if k != "server"})
                 res["latency"][c.key] = entry
-            report.add_ratios(res)
+            goals.add_ratios(res)
             if ev is not None:
                 res["quality"] = {"data": {"source": ev.source, "description": ev.description,
                                            "windows_scored": int(len(ev.y)), "windows_total": ev.total_windows,
@@ -317,19 +304,17 @@ def run(opt, tick=lambda label: None):
     res["sizes"] = _sizes(bundle, opt.keras)
     res["streaming"] = _streaming(opt, bundle, ev, tick)
     if opt.scaling:
-        from . import scaling
         if not children.python_has(opt.keras_python, "tensorflow"):
             res["scaling"] = None
             res["notes"].append(f"--scaling needs TensorFlow in {opt.keras_python} to build models: skipped")
         else:
             res["scaling"] = scaling.run(opt.scaling_cache, opt.keras_python, max(3, opt.rounds // 2),
                                          opt.block_seconds, opt.max_calls, tick=tick)
-    res["goals"] = report.goals(res)
+    res["goals"] = goals.goals(res)
     res["load_average_end"] = machine.load_average()
     res["tensorflow_imported"] = any(name in sys.modules for name in ("tensorflow", "keras"))
     charts = []
     if opt.charts:
-        from . import charts as charts_mod
         charts = charts_mod.write_all(res, opt.out)
     res["charts"] = charts
     with open(os.path.join(opt.out, "bench.json"), "w", encoding="utf-8") as f:

@@ -1,4 +1,4 @@
-"""A predictor in another Python environment, timed over the bench.protocol line protocol.
+"""A predictor in another Python environment, timed over the benchmark's line protocol (train/bench_protocol.py).
 
     python -m nextword.bench.server BUNDLE VARIANT PACKAGE TEXTS.json
 
@@ -17,7 +17,7 @@ import numpy as np
 from nextword.runtime.backends import package_version
 from nextword.runtime.predictor import Predictor
 
-from .protocol import protocol_stream, serve, timed
+from nextword.train.bench_protocol import protocol_stream, serve, timed
 
 
 def handlers(predictor, texts):

@@ -11,10 +11,11 @@ import time
 
 import numpy as np
 
-from .metrics import latency_summary, mean_nll, true_ranks
+from nextword.train.metrics import PADDING, Scores
+
+from .latency import latency_summary
 
 DEFAULT_CONTEXTS = (5, 10, 20, 50, 100, 200)
-EXCLUDE = (0,)      # as bench/quality.py: padding is never a word; OOV counts like any word
 _CHUNK = 512
 
 
@@ -98,20 +99,16 @@ def streaming_costs(predictor, context_lengths=DEFAULT_CONTEXTS, repeats=200, k=
 
 
 def _score(session, docs, exclude, max_targets):
-    """(ranks, mean nll, n) of the true next id at each position >= 1 of each doc, the session reset
-    at each document start."""
-    ranks, nll_sum, n = [], 0.0, 0
-    rows, ys = [], []
+    """Scores of the true next id at each position >= 1 of each doc, the session reset at each
+    document start."""
+    scores, rows, ys = Scores(exclude=exclude), [], []
 
     def flush():
-        nonlocal nll_sum
-        if not rows:
-            return
-        p, y = np.stack(rows), np.asarray(ys, dtype=np.int64)
-        ranks.append(true_ranks(p, y, exclude))
-        nll_sum += mean_nll(p, y) * len(y)
+        if rows:
+            scores.add(np.stack(rows), np.asarray(ys, dtype=np.int64))
         rows.clear()
         ys.clear()
+    n = 0
     for doc in docs:
         doc = [int(i) for i in doc]
         if len(doc) < 2:
@@ -132,10 +129,10 @@ def _score(session, docs, exclude, max_targets):
     flush()
     if not n:
         raise ValueError("no held-out document has two or more ids: nothing to score")
-    return np.concatenate(ranks), nll_sum / n, n
+    return scores
 
 
-def streaming_quality(predictor, heldout_docs_ids, exclude=EXCLUDE, max_targets=None):
+def streaming_quality(predictor, heldout_docs_ids, exclude=PADDING, max_targets=None):
     """Top-1/top-3 accuracy and perplexity of stream mode vs exact mode (= the window model) over
     every position >= 1 of each held-out document (a list of id lists, e.g. paragraphs tokenized with
     the bundle's tokenizer). Each document starts a fresh session, as windows never cross documents.
@@ -143,9 +140,8 @@ def streaming_quality(predictor, heldout_docs_ids, exclude=EXCLUDE, max_targets=
     out = {"targets": None, "step_variant": predictor.step_model().variant.name, "window": predictor.window}
     for mode in ("stream", "exact"):
         t0 = time.perf_counter()
-        ranks, nll, n = _score(predictor.session(mode=mode, history=0), heldout_docs_ids, exclude, max_targets)
-        out["targets"] = n
-        out[mode] = {"top1_accuracy": float(np.mean(ranks < 1)), "top3_accuracy": float(np.mean(ranks < 3)),
-                     "top5_accuracy": float(np.mean(ranks < 5)), "perplexity": float(np.exp(nll)),
-                     "seconds": time.perf_counter() - t0}
+        scores = _score(predictor.session(mode=mode, history=0), heldout_docs_ids, exclude, max_targets)
+        out["targets"] = scores.n
+        out[mode] = {f"top{k}_accuracy": acc for k, acc in scores.topk().items()}
+        out[mode].update(perplexity=scores.perplexity(), seconds=time.perf_counter() - t0)
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics import latency_summary
+from .latency import latency_summary
 from .server import handlers
 
 log = logging.getLogger(__name__)

@@ -3,29 +3,23 @@ whether that passes its gate."""
 
 import numpy as np
 
+from nextword.train.metrics import top_ids, topk_accuracy
+
 from .variants import ACCURACY_SLACK, GATES
 
 LOWER_IS_BETTER = {"max_abs_diff", "mean_kl"}
 
 
-def _topk(p, k):
-    k = min(k, p.shape[1])
-    return np.argsort(-p, axis=1, kind="stable")[:, :k]
-
-
-def accuracy(p, y, k):
-    return float(np.mean(np.any(_topk(p, k) == np.asarray(y)[:, None], axis=1)))
-
-
 def compare(reference, candidate, y=None):
     """Figures for one variant: top-1 agreement, mean top-5 overlap, max |dp|, mean KL(ref || cand),
-    and top-1/top-3 accuracy of both against the true next ids `y` when given."""
+    and top-1/top-3 accuracy of both against the true next ids `y` when given (train.metrics: ties by
+    id, no id excluded, like the agreement figures' top ids)."""
     p = np.asarray(reference, dtype=np.float64)
     q = np.asarray(candidate, dtype=np.float64)
     if p.shape != q.shape:
         raise ValueError(f"shapes differ: reference {p.shape}, candidate {q.shape}")
     k = min(5, p.shape[1])
-    tp, tq = _topk(p, k), _topk(q, k)
+    tp, tq = top_ids(p, k), top_ids(q, k)
     overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(tp.tolist(), tq.tolist())])
     eps = 1e-12
     kl = np.sum(p * (np.log(np.maximum(p, eps)) - np.log(np.maximum(q, eps))), axis=1)
@@ -33,8 +27,9 @@ def compare(reference, candidate, y=None):
            "top5_overlap": float(overlap), "max_abs_diff": float(np.max(np.abs(p - q))),
            "mean_kl": float(np.mean(kl))}
     if y is not None:
-        out.update({"top1_accuracy": accuracy(q, y, 1), "top3_accuracy": accuracy(q, y, 3),
-                    "keras_top1_accuracy": accuracy(p, y, 1), "keras_top3_accuracy": accuracy(p, y, 3)})
+        mine, keras = topk_accuracy(q, y, ks=(1, 3)), topk_accuracy(p, y, ks=(1, 3))
+        out.update({"top1_accuracy": mine[1], "top3_accuracy": mine[3],
+                    "keras_top1_accuracy": keras[1], "keras_top3_accuracy": keras[3]})
     return out
 
 

@@ -8,7 +8,8 @@ start and the end. PASS when RSS grew by less than --max-growth-mb (default 5 MB
 The start RSS is taken after loading and a warm-up (so one-time allocations of the interpreter and
 numpy are not counted as growth); RSS is also sampled every --sample calls to report the peak and the
 trend. Texts are drawn from the bundle's own vocabulary (1 to 2*window words) with a fixed seed; they
-cycle through a pool of --texts distinct strings, so the tokenizer sees varied input."""
+cycle through a pool of --texts distinct strings, so the tokenizer sees varied input. It runs against
+the installed nextword package, like the tests."""
 
 import argparse
 import gc
@@ -20,9 +21,7 @@ import resource
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from nextword.runtime import Predictor  # noqa: E402
+from nextword.runtime import Predictor
 
 
 def rss_mb():

@@ -1,26 +1,49 @@
-"""The benchmark's evaluation pieces: metrics on hand-computed cases, the Kneser-Ney trigram
-baseline (normalisation, hand-checked values, document boundaries, same targets as the LSTM) and
-the held-out split. numpy + hypothesis only: no TensorFlow."""
+"""The evaluation pieces: the one top-k accuracy and perplexity (train/metrics.py) against a
+brute-force reference, on hand-computed cases, ties, exclusion and generated inputs; the latency
+summary; the Kneser-Ney trigram baseline (normalisation, hand-checked values, document boundaries,
+the same targets as the LSTM's windows) and the held-out split. numpy + hypothesis only: no
+TensorFlow."""
+
+import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from nextword.bench.metrics import latency_summary, perplexity, topk_accuracy, true_ranks
+from nextword.bench.latency import latency_summary
 from nextword.bench.ngram import KneserNeyTrigram, targets
+from nextword.runtime.windowing import pad_window
+from nextword.train.metrics import Scores, mean_nll, perplexity, top_ids, topk_accuracy, true_ranks
 from nextword.train.windows import Windows, split_heldout
 
 SMALL = settings(max_examples=50, deadline=None, derandomize=True)
+MANY = settings(max_examples=200, deadline=None, derandomize=True)
 
 
-# -- metrics -----------------------------------------------------------------------------------
+# -- the reference: the tie and exclusion rules spelled out one row at a time -------------------
+def reference_order(row, exclude=()):
+    """Ids best first: higher probability first, equal probabilities by lower id; excluded ids dropped."""
+    return sorted((i for i in range(len(row)) if i not in set(exclude)), key=lambda i: (-float(row[i]), i))
+
+
+def reference_topk(probs, y, ks, exclude=()):
+    return {k: sum(int(t) in reference_order(row, exclude)[:k] for row, t in zip(probs, y)) / len(y) for k in ks}
+
+
+def reference_perplexity(probs, y):
+    return math.exp(-sum(math.log(max(float(row[t]), 1e-12)) for row, t in zip(probs, y)) / len(y))
+
+
+# -- hand-checkable cases -----------------------------------------------------------------------
 def test_topk_and_perplexity_single_row():
     probs = np.array([[0.5, 0.3, 0.2]])
     y = np.array([1])
     assert topk_accuracy(probs, y) == {1: 0.0, 3: 1.0, 5: 1.0}
     assert topk_accuracy(probs, y, ks=(2,)) == {2: 1.0}
     assert perplexity(probs, y) == pytest.approx(1 / 0.3)
+    assert mean_nll(probs, y) == pytest.approx(-math.log(0.3))
 
 
 def test_topk_and_perplexity_several_rows():
@@ -34,17 +57,30 @@ def test_topk_and_perplexity_several_rows():
     # exp(-(ln .6 + ln .2 + ln .2) / 3) = (.6 * .2 * .2) ** (-1/3)
     assert perplexity(probs, y) == pytest.approx((0.6 * 0.2 * 0.2) ** (-1 / 3))
     assert perplexity(probs.astype(np.float32), y) == pytest.approx((0.6 * 0.2 * 0.2) ** (-1 / 3), rel=1e-6)
+    assert top_ids(probs, 2).tolist() == [[1, 2], [2, 1], [0, 2]]
 
 
-def test_topk_ties_break_by_id_and_exclude():
+def test_ties_go_to_the_lower_id_whether_that_is_the_truth_or_not():
     probs = np.array([[0.25, 0.25, 0.25, 0.25]])
-    assert topk_accuracy(probs, np.array([0]), ks=(1,)) == {1: 1.0}   # lower id first among equals
-    assert topk_accuracy(probs, np.array([2]), ks=(2, 3)) == {2: 0.0, 3: 1.0}
-    # padding excluded from the ranking, as the runtime never suggests it
+    assert topk_accuracy(probs, np.array([0]), ks=(1,)) == {1: 1.0}   # the truth is the lowest id: a hit
+    assert topk_accuracy(probs, np.array([2]), ks=(1, 2, 3)) == {1: 0.0, 2: 0.0, 3: 1.0}  # 0 and 1 go first
+    assert top_ids(probs, 3).tolist() == [[0, 1, 2]]
+    # a tie for the top with a higher-id truth is a miss at k=1 (the runtime suggests id 1 first)
+    assert list(true_ranks(np.array([[0.1, 0.4, 0.4, 0.1]]), np.array([2]))) == [1]
+
+
+def test_excluded_ids_are_never_among_the_best_and_never_a_hit():
     probs = np.array([[0.6, 0.3, 0.1]])
     assert topk_accuracy(probs, np.array([1]), ks=(1,)) == {1: 0.0}
     assert topk_accuracy(probs, np.array([1]), ks=(1,), exclude=(0,)) == {1: 1.0}
+    assert top_ids(probs, 3, exclude=(0,)).tolist() == [[1, 2]]
     assert probs[0, 0] == 0.6  # the caller's array is untouched
+    # a true id that is excluded: rank V, a miss even at k = V
+    assert list(true_ranks(probs, np.array([0]), exclude=(0,))) == [3]
+    assert topk_accuracy(probs, np.array([0]), ks=(1, 3), exclude=(0,)) == {1: 0.0, 3: 0.0}
+    # perplexity scores rows as given: exclusion does not renormalise
+    s = Scores(exclude=(0,)).add(probs, np.array([1]))
+    assert s.perplexity() == pytest.approx(1 / 0.3)
 
 
 def test_perplexity_clips_zero_probabilities():
@@ -52,15 +88,71 @@ def test_perplexity_clips_zero_probabilities():
     assert perplexity(np.array([[0.0, 1.0]]), np.array([1])) == pytest.approx(1.0)
 
 
-def test_metrics_reject_bad_shapes():
+def test_metrics_reject_bad_input():
     with pytest.raises(ValueError):
         perplexity(np.array([0.5, 0.5]), np.array([0]))
     with pytest.raises(ValueError):
         topk_accuracy(np.array([[0.5, 0.5]]), np.array([2]))
     with pytest.raises(ValueError):
         topk_accuracy(np.array([[0.5, 0.5]]), np.array([0, 1]))
+    with pytest.raises(ValueError):
+        topk_accuracy(np.array([[0.5, 0.5]]), np.array([0]), ks=(0,))
+    with pytest.raises(ValueError):
+        topk_accuracy(np.array([[0.5, 0.5]]), np.array([0.0]))
+    with pytest.raises(ValueError):
+        Scores().summary()                      # nothing scored: no figure to invent
 
 
+# -- generated inputs against the reference -----------------------------------------------------
+@st.composite
+def scored_rows(draw):
+    """(probs, y, exclude): few distinct probability levels, so ties are common."""
+    n = draw(st.integers(1, 12))
+    v = draw(st.integers(1, 9))
+    levels = st.sampled_from([0.0, 0.05, 0.1, 0.25, 0.5])
+    probs = draw(hnp.arrays(np.float64, (n, v), elements=levels))
+    y = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, v - 1)))
+    exclude = draw(st.lists(st.integers(0, v - 1), max_size=min(v, 3), unique=True))
+    return probs, y, tuple(exclude)
+
+
+@MANY
+@given(scored_rows(), st.lists(st.integers(1, 10), min_size=1, max_size=4, unique=True))
+def test_topk_accuracy_matches_the_reference(case, ks):
+    probs, y, exclude = case
+    assert topk_accuracy(probs, y, ks, exclude) == pytest.approx(reference_topk(probs, y, ks, exclude), abs=1e-12)
+    for row, best in zip(probs, top_ids(probs, 10, exclude).tolist()):
+        assert best == reference_order(row, exclude)[:10]
+
+
+@MANY
+@given(scored_rows())
+def test_perplexity_matches_the_reference(case):
+    probs, y, _ = case
+    assert perplexity(probs, y) == pytest.approx(reference_perplexity(probs, y), rel=1e-9)
+
+
+@SMALL
+@given(scored_rows(), st.integers(1, 5))
+def test_scores_over_batches_equal_the_figures_on_the_whole(case, batch):
+    probs, y, exclude = case
+    scores = Scores(ks=(1, 3), exclude=exclude)
+    for lo in range(0, len(y), batch):
+        scores.add(probs[lo:lo + batch], y[lo:lo + batch])
+    whole = topk_accuracy(probs, y, (1, 3), exclude)
+    assert scores.summary() == pytest.approx({"top1": whole[1], "top3": whole[3],
+                                              "perplexity": perplexity(probs, y), "n": len(y)})
+
+
+def test_true_ranks_chunks_agree_with_one_pass():
+    rng = np.random.default_rng(0)
+    probs = rng.integers(0, 4, size=(2500, 7)).astype(np.float32)  # > one 1024-row chunk, many ties
+    y = rng.integers(0, 7, size=2500)
+    ranks = true_ranks(probs, y, exclude=(0, 3))
+    assert ranks.tolist() == [reference_order(r, (0, 3)).index(t) if t not in (0, 3) else 7 for r, t in zip(probs, y)]
+
+
+# -- latency -------------------------------------------------------------------------------------
 def test_latency_summary_known_samples():
     samples = [i * 1e-6 for i in range(1, 101)]  # 1 .. 100 microseconds
     s = latency_summary(samples)
@@ -180,11 +272,31 @@ def test_kn_evaluate_uses_the_lstm_targets(window):
     np.testing.assert_array_equal(probs, lm.probs_batch(x))  # the n-gram sees the LSTM window's tail
     ctx, y2 = targets(docs, window)
     assert np.array_equal(y2, y) and ctx.shape == (len(y), 2)
-    # streamed scoring agrees with the metrics on the full matrix
-    s = lm.score(docs, window, ks=(1, 3), exclude=(0,), batch_size=3)
-    assert s["n"] == len(y)
-    assert s["topk"] == pytest.approx(topk_accuracy(probs, y, ks=(1, 3), exclude=(0,)))
-    assert s["perplexity"] == pytest.approx(perplexity(probs, y))
+
+
+@st.composite
+def documents_and_window(draw):
+    docs = draw(st.lists(st.lists(st.integers(1, 20), max_size=9), min_size=1, max_size=6))
+    longest = max(map(len, docs))
+    window = draw(st.one_of(st.none(), st.integers(1, 10)) if longest >= 2 else st.integers(1, 10))
+    return docs, window
+
+
+@MANY
+@given(documents_and_window())
+def test_ngram_targets_are_the_training_windows_targets_and_tails(case):
+    """bench.ngram.targets promises the targets of train.windows.Windows, in order, with the last two
+    ids of each window as context; and each window is the runtime's pad_window of the document so far."""
+    docs, window = case
+    win = Windows(docs, window)
+    x, y = win.all()
+    ctx, y_ngram = targets(docs, window)
+    assert y_ngram.tolist() == y.tolist()
+    if len(y):
+        tail = x[:, -2:] if win.window >= 2 else np.concatenate([np.zeros((len(y), 1), x.dtype), x], axis=1)
+        assert ctx.tolist() == tail.tolist()
+    prefixes = [d[:j] for d in docs for j in range(1, len(d))]
+    assert [pad_window(p, win.window).tolist() for p in prefixes] == x.tolist()
 
 
 # -- held-out split ----------------------------------------------------------------------------

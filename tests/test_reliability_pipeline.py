@@ -239,6 +239,7 @@ def test_hostile_corpus_is_a_clear_error_exit_2(tmp_path, name, data, needle):
 
 
 @pytest.mark.tf
+@pytest.mark.slow
 def test_ten_megabyte_single_line_trains_quickly_in_bounded_memory(tmp_path):
     """10 MB on one line, --window 5 --epochs 1: about 1.9 M windows. Memory stays O(tokens) (windows
     are made per batch); a large batch keeps one epoch short on two cores."""

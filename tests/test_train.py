@@ -506,3 +506,48 @@ def test_cli_force_replaces_with_paragraph_run(seed_run, tmp_path):
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert one_line(again.stderr).endswith(f"{out} already exists; pass --force to replace it")
     assert snapshot(out) == before
+
+
+# -- import direction ------------------------------------------------------------------------------
+def _imports_of(package):
+    """{module: set of nextword modules it imports (at any level)} for the installed `package`."""
+    import ast
+    import importlib
+    import pkgutil
+    pkg = importlib.import_module(f"nextword.{package}")
+    out = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        name = f"nextword.{package}.{info.name}"
+        with open(os.path.join(pkg.__path__[0], info.name + ".py"), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = f"nextword.{package}" if node.level == 1 else (node.module or "")
+                if node.level == 1 and node.module:
+                    base += "." + node.module
+                found |= {base} | {f"{base}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        out[name] = {m for m in found if m.startswith("nextword.")}
+    return out
+
+
+@pytest.mark.parametrize("package, forbidden", [("train", ("nextword.export", "nextword.bench")), ("bench", ())])
+def test_train_never_imports_export_or_bench_and_no_module_cycles(package, forbidden):
+    """Dependencies flow runtime <- train <- export <- bench, with no cycle inside a package (read
+    statically, function-level imports included)."""
+    graph = _imports_of(package)
+    assert len(graph) > 5
+    for module, targets in graph.items():
+        assert not [t for t in targets if forbidden and t.startswith(forbidden)], module
+
+    def reach(start):
+        seen, todo = set(), [start]
+        while todo:
+            for t in graph.get(todo.pop(), ()):
+                if t in graph and t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+        return seen
+    assert [m for m in graph if m in reach(m)] == []

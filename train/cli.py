@@ -5,6 +5,10 @@ import logging
 import os
 
 from nextword.runtime import cliutil
+from nextword.runtime.windowing import pad_windows
+
+from .corpus import corpus_name
+from .fit import TrainConfig, train
 
 
 PROG = "nextword-train"
@@ -60,15 +64,12 @@ def parser():
 
 
 def body(args):
-    from .fit import TrainConfig, train
-
     cfg = TrainConfig(corpus=args.corpus, unit=args.unit, window=args.window, embedding_dim=args.embedding_dim,
                       units=args.units, epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, val_split=args.val_split, patience=args.patience,
                       num_words=args.num_words, oov_token=args.oov_token, seed=args.seed).validate()
     if args.out is None:
-        name = "seed" if not args.corpus else os.path.splitext(os.path.basename(os.path.normpath(args.corpus[0])))[0]
-        args.out = os.path.join("artifacts", f"{name}-model")
+        args.out = os.path.join("artifacts", f"{corpus_name(args.corpus)}-model")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     model, tokenizer, report = train(cfg, args.out, force=args.force, progress=not args.quiet)
     model.summary(print_fn=lambda line, **_: print(line))
@@ -85,11 +86,7 @@ def body(args):
     print(f"written     {os.path.abspath(args.out)}")
     text = args.predict if args.predict is not None else (None if args.corpus else "hello how is")
     if text is not None:
-        import numpy as np
-        ids = tokenizer.text_to_ids(text)[-report["window"]:]
-        x = np.zeros((1, report["window"]), np.int32)
-        if ids:
-            x[0, -len(ids):] = ids
+        x = pad_windows([tokenizer.text_to_ids(text)], report["window"])
         probs = model(x, training=False).numpy()[0]
         probs[0] = -1
         print(f"next word   {text!r} -> {tokenizer.index_word.get(int(probs.argmax()), '?')!r} (Keras model)")

@@ -109,7 +109,8 @@ def read_corpus(paths=None, unit="line"):
     if not paths:
         data = SEED_LINES.encode()
         return Corpus(split_documents(SEED_LINES, unit), unit, [{"path": "<seed>", "bytes": len(data),
-                      "sha256": hashlib.sha256(data).hexdigest()}], hashlib.sha256(data).hexdigest(), len(data), "seed")
+                      "sha256": hashlib.sha256(data).hexdigest()}], hashlib.sha256(data).hexdigest(), len(data),
+                      corpus_name(paths))
     whole = hashlib.sha256()
     docs, files, size = [], [], 0
     for path in corpus_files(paths):
@@ -120,6 +121,12 @@ def read_corpus(paths=None, unit="line"):
         docs += split_documents(text, unit)
     if not docs:
         raise CorpusError(f"the corpus ({', '.join(map(str, paths))}) is empty: no non-blank text")
+    return Corpus(docs, unit, files, whole.hexdigest(), size, corpus_name(paths))
+
+
+def corpus_name(paths):
+    """The corpus' short name, from its first path: books/pp.txt -> pp; no paths: seed."""
+    if not paths:
+        return "seed"
     first = os.path.basename(os.path.normpath(os.fspath(paths[0])))
-    name = os.path.splitext(first)[0] or "corpus"
-    return Corpus(docs, unit, files, whole.hexdigest(), size, name)
+    return os.path.splitext(first)[0] or "corpus"

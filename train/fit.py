@@ -16,7 +16,8 @@ from nextword.runtime.tokenizer import DEFAULT_FILTERS, Tokenizer
 
 from .atomic import AtomicFolder, check_target
 from .corpus import read_corpus
-from .model import ModelConfig
+from .metrics import Scores, topk_accuracy
+from .model import ModelConfig, build_model
 from .quiet_tf import import_keras, import_tensorflow
 from .windows import Windows, split_heldout
 
@@ -110,26 +111,15 @@ def _progress_callback(epochs):
     return EpochBar()
 
 
-def topk_accuracy(probs, y, ks=(1, 3, 5)):
-    """Fraction of rows whose true id is among the k highest probabilities (ties count for the truth)."""
-    probs = np.asarray(probs)
-    truth = probs[np.arange(len(probs)), np.asarray(y)]
-    rank = np.sum(probs > truth[:, None], axis=1)
-    return {k: float(np.mean(rank < k)) for k in ks}
-
-
 def evaluate_windows(model, windows, batch_size=1024):
-    """Held-out top-1/3/5 accuracy and perplexity, a batch at a time: memory stays O(batch x vocab)."""
-    hits, nll, n = {1: 0.0, 3: 0.0, 5: 0.0}, 0.0, 0
+    """Held-out top-1/3/5 accuracy and perplexity (train.metrics, no id excluded), a batch at a
+    time: memory stays O(batch x vocab)."""
+    scores = Scores()
     for start in range(0, len(windows), batch_size):
         x, y = windows.batch(np.arange(start, min(start + batch_size, len(windows))))
-        p = model(x, training=False).numpy()
-        for k, v in topk_accuracy(p, y).items():
-            hits[k] += v * len(y)
-        nll -= float(np.sum(np.log(np.maximum(p[np.arange(len(y)), y], 1e-12))))
-        n += len(y)
-    return {"windows": n, "top1": hits[1] / n, "top3": hits[3] / n, "top5": hits[5] / n,
-            "perplexity": float(np.exp(nll / n))}
+        scores.add(model(x, training=False).numpy(), y)
+    out = scores.summary()
+    return {"windows": out.pop("n"), **out}
 
 
 def _sample(n, limit, seed):
@@ -182,8 +172,6 @@ def train(cfg, out, force=False, progress=True):
              mcfg.vocab_size, len(windows), windows.window)
 
     keras = import_keras()
-    from .model import build_model
-
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(mcfg, cfg.learning_rate)
     Batches = _dataset_class()

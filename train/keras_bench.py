@@ -2,7 +2,7 @@
 process itself never imports TensorFlow: the import boundary stays whole).
 
     python -m nextword.train.keras_bench --serve MODEL_DIR --windows X.npy
-        loads the model, then answers bench.protocol requests on stdin/stdout:
+        loads the model, then answers train.bench_protocol requests on stdin/stdout:
         predict n        n calls of model.predict(x, verbose=0), one window each (cycling over X)
         call n batch     n calls of model(x, training=False) on `batch` windows each
         probs x_path out_path   softmax probabilities for the windows in x_path, written as .npy
@@ -16,29 +16,32 @@ process itself never imports TensorFlow: the import boundary stays whole).
 import argparse
 import json
 import os
+import platform
 import sys
 import time
 
+import numpy as np
+
+from nextword.runtime.tokenizer import Tokenizer
+from nextword.runtime.windowing import pad_windows
+
+from .atomic import AtomicFolder
+from .bench_protocol import protocol_stream, serve as serve_loop, timed
+from .model import ModelConfig, build_model
 from .quiet_tf import import_keras, import_tensorflow
 
 
-
 def _versions():
-    import platform
-
     keras = import_keras()
-    import numpy as np
     tf = import_tensorflow()
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
 
 def serve(model_dir, windows_path):
-    from nextword.bench.protocol import protocol_stream, serve as serve_loop, timed
     out = protocol_stream()
     t0 = time.perf_counter()
     keras = import_keras()
-    import numpy as np
     model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
     loaded = time.perf_counter() - t0
     x = np.load(windows_path, allow_pickle=False).astype(np.int32)
@@ -73,16 +76,9 @@ def serve(model_dir, windows_path):
 def cold(model_dir, text):
     """What a TensorFlow user pays in a fresh process for one answer (timed from outside)."""
     keras = import_keras()
-    import numpy as np
-    from nextword.runtime.tokenizer import Tokenizer
     model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
     tok = Tokenizer.load(os.path.join(model_dir, "tokenizer.json"))
-    window = model.input_shape[1]
-    ids = tok.text_to_ids(text)[-window:]
-    x = np.zeros((1, window), dtype=np.int32)
-    if ids:
-        x[0, window - len(ids):] = ids
-    p = model.predict(x, verbose=0)[0]
+    p = model.predict(pad_windows([tok.text_to_ids(text)], model.input_shape[1]), verbose=0)[0]
     p[0] = 0.0
     print(tok.id_to_word_table()[int(np.argmax(p))])
 
@@ -90,10 +86,6 @@ def cold(model_dir, text):
 def scaling(out_dir, configs, embedding_dim, units, seed):
     """One model folder per (vocab, window): random weights, synthetic words, random eval windows."""
     keras = import_keras()
-    import numpy as np
-    from nextword.runtime.tokenizer import Tokenizer
-    from .atomic import AtomicFolder
-    from .model import ModelConfig, build_model
     os.makedirs(out_dir, exist_ok=True)
     made = []
     for vocab, window in configs:
