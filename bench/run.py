@@ -222,7 +222,7 @@ def run(opt, tick=lambda label: None):
                       "variants": [n for n, v in m.variants.items() if v.kind == "window"],
                       "step_variants": [n for n, v in m.variants.items() if v.kind == "step"]},
            "notes": []}
-    model_dir = opt.keras or m.raw.get("source", {}).get("model_dir")
+    model_dir = opt.keras   # the manifest names no folder of the machine that built it
     report_ = quality.read_report(model_dir)
     ev = _eval_data(opt, bundle, report_)
     texts = (ev.texts if ev and ev.texts else None) or quality.synthetic_texts(bundle.tokenizer, m.window)

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from . import choice
+from .choice import candidates, reason as choice_reason
 from .backends import check_backend, open_first, package_version
 from .bundle import Bundle
 from .bundle_files import folder_identity
@@ -80,9 +80,9 @@ class Predictor:
             check_step_variant(m, step_variant)
         if variant is not None and (variant not in m.variants or m.variants[variant].kind != "window"):
             raise InputError(f"unknown variant {variant!r}; this bundle has {', '.join(v.name for v in windows)}")
-        v, runner, pkg, skipped = open_first(bundle, choice.candidates(m, backend, variant), num_threads,
+        v, runner, pkg, skipped = open_first(bundle, candidates(m, backend, variant), num_threads,
                                              strict=variant is not None)
-        reason = choice.reason(m, backend, variant, v, pkg)
+        reason = choice_reason(m, backend, variant, v, pkg)
         log.info("%s: %s on %s: %s", bundle.path, v.name, pkg, reason)
         predictor = cls(bundle, v, runner, pkg, skipped, num_threads, reason)
         predictor._step_name = step_variant
