@@ -235,8 +235,13 @@ def test_preference_that_does_not_load_falls_back_and_says_so(tmp_path):
     assert sum("test: refused here" in s for s in p.skipped) == len(ONNX_FIRST)
 
 
-def test_describe_says_why_without_a_preference_and_when_requested():
-    p = Predictor.load(SEED_BUNDLE)
+def test_describe_says_why_without_a_preference_and_when_requested(tmp_path):
+    bundle = tmp_path / "b"
+    shutil.copytree(SEED_BUNDLE, bundle)
+    m = json.loads((bundle / "manifest.json").read_text())
+    m.pop("preference", None)    # as exported before costs were measured
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    p = Predictor.load(bundle)
     assert "the bundle has no measured preference" in p.describe()
     name = WINDOW_CASES[0][0]
     p = Predictor.load(SEED_BUNDLE, variant=name)
