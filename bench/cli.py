@@ -8,7 +8,12 @@ import shlex
 import sys
 
 from nextword.runtime import cliutil
+from nextword.runtime.bundle import Bundle
 from nextword.runtime.errors import InputError
+
+from .children import python_has
+from .report import console
+from .run import Options, run
 
 PROG = "nextword-bench"
 
@@ -70,10 +75,7 @@ def body(args, argv):
         raise InputError(f"--heldout-fraction must be between 0 and 1, got {args.heldout_fraction}")
     if args.keras and not os.path.isdir(args.keras):
         raise InputError(f"--keras {args.keras} is not a folder (expected a model folder from nextword-train)")
-    from nextword.runtime.bundle import Bundle
     Bundle.open(args.bundle)  # a bad bundle is one line before anything starts
-    from .run import Options, run
-    from .report import console
     name = os.path.basename(os.path.normpath(args.bundle))
     opt = Options(
         bundle=args.bundle, out=args.out or os.path.join("bench-results", name), keras=args.keras,
@@ -85,7 +87,6 @@ def body(args, argv):
         quick=args.quick, scaling=args.scaling, scaling_cache=args.scaling_cache, charts=not args.no_charts,
         command=" ".join([PROG] + [shlex.quote(a) for a in argv]))
     if args.keras:
-        from .children import python_has
         if not python_has(args.keras_python, "tensorflow"):
             print(f"{PROG}: TensorFlow is not importable by {args.keras_python}: continuing without the Keras columns",
                   file=sys.stderr)

@@ -264,41 +264,6 @@ def test_cli_verbose_explains_on_stderr_and_keeps_stdout_the_answer(tmp_path):
     assert "--verbose" in run_cli("nextword-predict", "--help").stdout
 
 
-def test_runtime_modules_import_one_way_at_module_level():
-    """A static read of every import in the installed runtime: no cycle between its modules and no
-    import inside a function (the way cycles get hidden)."""
-    import ast
-    import nextword.runtime as rt
-    root = os.path.dirname(rt.__file__)
-    modules = {}
-    for folder, _, files in os.walk(root):
-        for f in files:
-            if f.endswith(".py"):
-                rel = os.path.relpath(os.path.join(folder, f), root)[:-3].replace(os.sep, ".")
-                modules[rel.removesuffix("__init__").rstrip(".")] = os.path.join(folder, f)
-    graph, nested = {}, []
-    for name, path in modules.items():
-        package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
-        tree = ast.parse(open(path, encoding="utf-8").read())
-        deps = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = package.split(".") if package else []
-                base = base[:len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-                subs = {f"{target}.{a.name}".lstrip(".") for a in node.names} & set(modules)
-                deps |= subs if subs else {target}
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                nested += [f"{name}.{node.name}" for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
-        graph[name] = deps - {name}
-    assert nested == []
-
-    def reaches(start, goal, seen):
-        return any(d == goal or (d not in seen and not seen.add(d) and reaches(d, goal, seen)) for d in graph.get(start, ()))
-    assert [m for m in graph if reaches(m, m, set())] == []
-    assert "predictor" not in graph["session"] and "predictor" in graph   # the cycle issue 11 names stays gone
-
-
 def test_missing_interpreter_is_backend_unavailable():
     missing = [pkg for pkg in ("ai-edge-litert", "tflite-runtime", "onnxruntime") if pkg not in PACKAGES]
     wanted = missing[0] if missing else None
