@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-from nextword.runtime.child import module_argv
+from nextword.runtime.child import module_argv, readable_argv
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def cold_start(argv, runs):
     med_rss = rss[mid] if len(rss) % 2 else (rss[mid - 1] + rss[mid]) / 2
     return {"wall_seconds": {"median": med, "min": walls[0], "max": walls[-1], "runs": walls},
             "peak_rss_mb": {"median": med_rss, "min": rss[0], "max": rss[-1]}, "n": runs, "answer": answer,
-            "command": " ".join(_short(a) for a in argv)}
+            "command": " ".join(_short(a) for a in readable_argv(argv))}
 
 
 def _short(arg):

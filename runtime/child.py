@@ -18,3 +18,11 @@ def module_argv(module, *args, python=None):
     if not module.startswith("nextword."):
         raise ValueError(f"module must be one of nextword's, got {module!r}")
     return [python or sys.executable, "-c", _LAUNCHER, module, *map(str, args)]
+
+
+def readable_argv(argv):
+    """`argv` as a person would type it: the launcher shown as `-m MODULE`."""
+    argv = list(argv)
+    if len(argv) >= 4 and argv[1] == "-c" and argv[2] == _LAUNCHER:
+        return [argv[0], "-m", *argv[3:]]
+    return argv

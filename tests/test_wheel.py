@@ -99,3 +99,19 @@ def test_fresh_venv_with_one_interpreter(wheel, extra, interpreter, absent, tmp_
     r = subprocess.run([command_path("nextword-predict", python=py), SEED_BUNDLE, "hello how is"], cwd=poisoned_cwd,
                        capture_output=True, text=True, timeout=300)
     assert (r.returncode, r.stdout, r.stderr) == (0, "your\n", "")
+
+
+def test_children_skip_the_working_directory_even_on_pythonpath(poisoned_cwd):
+    """module_argv's launcher drops the working directory from sys.path (python -m would import the
+    folder's nextword.py first), also when PYTHONPATH names it; readable_argv shows it as -m."""
+    from nextword.runtime.child import module_argv, readable_argv
+    argv = module_argv("nextword.runtime.cli", SEED_BUNDLE, "hello how is")
+    r = subprocess.run(argv, cwd=poisoned_cwd, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(poisoned_cwd)))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "your\n", "")
+    plain = subprocess.run([sys.executable, "-m", "nextword.runtime.cli", SEED_BUNDLE, "hello how is"],
+                           cwd=poisoned_cwd, capture_output=True, text=True, timeout=300)
+    assert plain.returncode != 0 and "was imported" in plain.stderr   # what the launcher is for
+    assert readable_argv(argv) == [sys.executable, "-m", "nextword.runtime.cli", SEED_BUNDLE, "hello how is"]
+    with pytest.raises(ValueError):
+        module_argv("os")
