@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from nextword.runtime.backends import package_version
+from nextword.runtime.child import run_child
 from nextword.runtime.predictor import Predictor
 
 from nextword.train.bench_protocol import protocol_stream, serve, timed
@@ -62,8 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except Exception as e:
-        print(f"bench.server: {type(e).__name__}: {' '.join(str(e).split())[:400]}", file=sys.stderr)
-        sys.exit(1)
+    run_child(main)

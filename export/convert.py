@@ -6,10 +6,10 @@ window.py and step.py; this module only dispatches."""
 
 import json
 import os
-import sys
 
 import numpy as np
 
+from nextword.runtime.child import run_child
 from nextword.train.quiet_tf import import_keras
 
 from . import step, window
@@ -50,8 +50,4 @@ def main(spec_path):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1])
-    except Exception as e:  # one line for the parent's error table
-        print(f"{type(e).__name__}: {' '.join(str(e).split())[:500]}", file=sys.stderr)
-        sys.exit(1)
+    run_child(lambda argv: main(*argv))

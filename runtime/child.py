@@ -20,6 +20,16 @@ def module_argv(module, *args, python=None):
     return [python or sys.executable, "-c", _LAUNCHER, module, *map(str, args)]
 
 
+def run_child(main):
+    """A child module's entry point: main(sys.argv[1:]); any exception becomes one line on stderr (at
+    most 500 characters, which the parent reports) and exit status 1. A crash shows as a signal."""
+    try:
+        main(sys.argv[1:])
+    except Exception as e:
+        print(f"{type(e).__name__}: {' '.join(str(e).split())}"[:500], file=sys.stderr)
+        sys.exit(1)
+
+
 def readable_argv(argv):
     """`argv` as a person would type it: the launcher shown as `-m MODULE`."""
     argv = list(argv)

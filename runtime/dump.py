@@ -3,11 +3,11 @@ for given id windows, written as .npy (for a step variant: each window run throu
 state by an exact-mode session). Lets export check a variant on an interpreter that lives in
 another environment (tflite-runtime 2.14 needs numpy<2) through the real Predictor code."""
 
-import sys
 
 import numpy as np
 
 from .bundle import Bundle
+from .child import run_child
 from .predictor import Predictor
 from .session import step_probabilities
 
@@ -24,8 +24,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except Exception as e:
-        print(f"{type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
-        sys.exit(1)
+    run_child(main)

@@ -19,6 +19,7 @@ import json      # noqa: E402  (after the clock: imports are part of the cold st
 import resource  # noqa: E402
 import sys       # noqa: E402
 
+from .child import run_child   # noqa: E402
 from .predictor import Predictor   # noqa: E402
 
 DEFAULT_CALLS = 200
@@ -71,8 +72,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except Exception as e:
-        print(f"{type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
-        sys.exit(1)
+    run_child(main)

@@ -6,11 +6,12 @@ import sys
 
 import numpy as np
 
+from ..child import run_child
 from .packages import import_package
 
 
-def main():
-    package, fmt = sys.argv[1], sys.argv[2]
+def main(argv):
+    package, fmt = argv
     data = sys.stdin.buffer.read()
     module = import_package(package)
     if fmt == "onnx":
@@ -33,8 +34,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as e:  # reported to the parent as one line on stderr
-        print(f"{type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
-        sys.exit(1)
+    run_child(main)
