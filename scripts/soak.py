@@ -17,24 +17,16 @@ import json
 import os
 import platform
 import random
-import resource
 import sys
 import time
 
 from nextword.runtime import Predictor
+from nextword.runtime.measure import memory_mib
 
 
 def rss_mb():
     """Current resident set size in MB (Linux /proc; elsewhere the peak from getrusage)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+    return memory_mib("VmRSS")
 
 
 def main(argv=None):
