@@ -5,10 +5,10 @@
     p.top_k("hello how", k=3)
 """
 
-from .errors import (BackendUnavailable, BundleError, BundleInvalid, HashMismatch, InputError, NextwordError,
-                     UnsupportedVersion, VariantUnavailable)
+from .errors import (ArgumentTypeError, BackendUnavailable, BundleError, BundleInvalid, HashMismatch, InputError,
+                     ModelError, NextwordError, UnsupportedVersion, VariantUnavailable)
 from .predictor import Predictor
 from .tokenizer import Tokenizer
 
 __all__ = ["Predictor", "Tokenizer", "NextwordError", "BundleError", "BundleInvalid", "HashMismatch",
-           "UnsupportedVersion", "VariantUnavailable", "BackendUnavailable", "InputError"]
+           "UnsupportedVersion", "VariantUnavailable", "BackendUnavailable", "InputError", "ArgumentTypeError", "ModelError"]
