@@ -6,10 +6,10 @@ first and answered the same way). Two commands:
 "/undo" (or "/undo N") takes back the last word(s) fed, "/reset" starts over. The LSTM state carries
 on between lines (stream mode, one step per word; see runtime/session.py)."""
 
-import json
-import sys
-
-from .errors import InputError
+from . import cliutil
+from .errors import InputError, ModelError, cap_message
+from .limits import MAX_UNDO_STEPS
+from .terminal import check_finite, emit
 
 PROG = "nextword-predict"
 DEFAULT_K = 3
@@ -24,18 +24,26 @@ def _command(text):
         if len(parts) != 1:
             raise InputError("/reset takes no argument")
         return "reset", None
-    if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
-        raise InputError(f"expected /undo or /undo N (a whole number), got {text.strip()!r}")
-    return "undo", int(parts[1]) if len(parts) == 2 else 1
+    if len(parts) == 1:
+        return "undo", 1
+    # ASCII digits only (str.isdigit takes '²', which int() refuses), and short enough for int()
+    arg = parts[1]
+    if len(parts) > 2 or len(arg) > len(str(MAX_UNDO_STEPS)) or not arg.isascii() or not arg.isdigit() \
+            or int(arg) > MAX_UNDO_STEPS:
+        raise InputError(f"expected /undo or /undo N (a whole number from 0 to {MAX_UNDO_STEPS}), "
+                         f"got {cap_message(text.strip(), 80)!r}")
+    return "undo", int(arg)
 
 
 def stream_loop(predictor, args, lines):
-    """Feed each line to one stream session and print suggestions after it. Returns the exit code."""
+    """Feed each line to one stream session and print suggestions after it. Returns the exit code:
+    a bad line (input or a model failure) gets one error line and the session goes on, as in
+    runtime/cli.py's stdin mode."""
     if getattr(args, "generate", None) is not None:
         raise InputError("--generate does not combine with --stream")
     k = args.top_k if args.top_k is not None else DEFAULT_K
     session = predictor.session(mode="stream")
-    failed = 0
+    bad_input = bad_model = 0
 
     def typed():
         if getattr(args, "text", None) is not None:   # TEXT on the command line: the first words typed
@@ -43,8 +51,8 @@ def stream_loop(predictor, args, lines):
         yield from lines()
     for number, text, error in typed():
         if error:
-            print(f"{PROG}: error: {error}", file=sys.stderr, flush=True)
-            failed += 1
+            cliutil.say(PROG, error)
+            bad_input += 1
             continue
         result = {"text": text}
         try:
@@ -57,14 +65,16 @@ def stream_loop(predictor, args, lines):
                 session.reset()
                 result["reset"] = True
             best = session.top_k(k)
+            check_finite([p for _, p in best])
         except InputError as e:
-            print(f"{PROG}: error: line {number}: {e}", file=sys.stderr, flush=True)
-            failed += 1
+            cliutil.say(PROG, f"line {number}: {e}")
+            bad_input += 1
+            continue
+        except ModelError as e:
+            cliutil.say(PROG, f"line {number}: {e}")
+            bad_model += 1
             continue
         result["steps"] = session.steps
         result["top_k"] = [[w, round(p, 6)] for w, p in best]
-        if args.json:
-            print(json.dumps(result, ensure_ascii=False), flush=True)
-        else:
-            print("  ".join(f"{w} {p:.3f}" for w, p in best), flush=True)
-    return 2 if failed else 0
+        emit(result, "  ".join(f"{w} {p:.3f}" for w, p in best), args.json)
+    return cliutil.worst(bad_input, bad_model)
