@@ -1,6 +1,7 @@
 """nextword-predict: next-word suggestions from a bundle, with no TensorFlow."""
 
 import argparse
+import errno
 import logging
 import math
 import re
@@ -145,6 +146,8 @@ def _skip_rest(stdin, seen, number):
 
 
 def body(args):
+    if sys.stdout is None:   # started with stdout closed (`>&-`): print() would drop every answer silently
+        raise OSError(errno.EBADF, "stdout is closed: nowhere to write the answers")
     if args.text is None and not args.info and sys.stdin is None:
         raise InputError("no TEXT given and stdin is closed: give TEXT, or lines of text on stdin")
     predictor = Predictor.load(args.bundle, backend=args.backend, variant=args.variant, num_threads=args.threads)

@@ -27,6 +27,11 @@ from nextword.runtime.limits import (MAX_GENERATE_WORDS, MAX_LINE_BYTES, MAX_SEE
 from nextword.runtime.terminal import UNSAFE, escape
 from support import REPO, SEED_BUNDLE, command_path, run_cli
 
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:   # the legacy environment
+    from tflite_runtime.interpreter import Interpreter
+
 PROG = "nextword-predict"
 CLI = command_path(PROG)
 TFLITE = "tflite-float32"    # every environment here has a TFLite interpreter (ai-edge-litert or tflite-runtime)
@@ -186,6 +191,11 @@ def test_closed_stdin_is_one_line_exit_2_unless_text_is_given():
     assert r.returncode == 0 and len(r.stdout.split()) == 2, r.stderr
 
 
+def test_closed_stdout_is_one_line_exit_1():
+    r = _shell(f"'{CLI}' '{SEED_BUNDLE}' 'hello how is' >&-")
+    _one_error_line(r, 1, "stdout is closed")
+
+
 # -- encodings -------------------------------------------------------------------------------------
 def test_an_ascii_only_stdout_gets_valid_json_and_escaped_text():
     env = {"PYTHONIOENCODING": "ascii"}
@@ -224,7 +234,8 @@ def _rehashed_copy(folder, vocab=None, files=None, manifest_edit=None):
     return str(folder)
 
 
-HOSTILE = {"how": "\x1b[2Jhow", "what": "wh\x9bat\u202e", "are": "are\r\x07", "you": "\u2028you\x7f"}
+HOSTILE = {"how": "\x1b[2Jhow", "what": "wh\x9bat\u202e", "are": "are\r\x07", "you": "\u2028you\x7f",
+           "your": "your\ud800"}    # a lone surrogate: no encoder takes it (UnicodeEncodeError before)
 
 
 @pytest.fixture(scope="module")
@@ -284,10 +295,6 @@ def test_echoed_input_and_bundle_content_in_error_lines_are_escaped(tmp_path, ho
 def nan_bundle(tmp_path_factory):
     """The demo bundle with the embedding row of 'what' set to NaN in the float32 TFLite file
     (rehashed): every text holding 'what' gets NaN scores, the others are answered normally."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        from tflite_runtime.interpreter import Interpreter
     path = os.path.join(SEED_BUNDLE, "float32.tflite")
     data = bytearray(open(path, "rb").read())
     interp = Interpreter(model_path=path)
