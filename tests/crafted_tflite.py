@@ -194,7 +194,7 @@ def string_buffer(strings, claimed=None, wild_offsets=False):
 # -- whole models ------------------------------------------------------------------------------------------
 def window_model(vocab=11, window=4, string_gather=False, extra_tensors=(), extra_ops=(), opcodes_extra=(),
                  gather_version=1, table_type=FLOAT32, table_data=None, subgraph_copies=1, ids_type=INT32,
-                 logits_type=FLOAT32):
+                 logits_type=FLOAT32, gather_axis=0, unpack_num=None):
     """A valid window model (ids [1, window] -> logits [1, vocab]) unless the keywords say otherwise.
 
     string_gather: also GATHER, with the ids, from an [vocab] STRING constant whose offsets past the
@@ -210,8 +210,8 @@ def window_model(vocab=11, window=4, string_gather=False, extra_tensors=(), extr
     steps = list(range(3, 3 + window))
     tensors += [tensor([1, vocab], logits_type, 0, LOGITS_NAME if k == window - 1 else f"step_{k}".encode())
                 for k in range(window)]
-    ops = [operator(0, [1, 0], [2], GATHER_OPTIONS, Table({0: Scalar("i", 0)})),
-           operator(1, [2], steps, UNPACK_OPTIONS, Table({0: Scalar("i", window), 1: Scalar("i", 1)}))]
+    ops = [operator(0, [1, 0], [2], GATHER_OPTIONS, Table({0: Scalar("i", gather_axis)})),
+           operator(1, [2], steps, UNPACK_OPTIONS, Table({0: Scalar("i", unpack_num or window), 1: Scalar("i", 1)}))]
     opcodes = [opcode(GATHER, gather_version), opcode(UNPACK, 1), *opcodes_extra]
     if string_gather:
         words = [b"hello"] + [b"w%d" % i for i in range(1, vocab)]

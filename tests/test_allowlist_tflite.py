@@ -17,7 +17,10 @@ import time
 import pytest
 
 import crafted_tflite as C
+from nextword.runtime import Predictor
 from nextword.runtime.allowlist.tflite import NotAllowed, check_tflite_structure
+from nextword.runtime.backends import open_backend, probe_cache
+from nextword.runtime.backends.packages import package_version
 from nextword.runtime.bundle import Bundle, sha256_bytes
 from nextword.runtime.errors import ArgumentTypeError, InputError
 from nextword.runtime.limits import TFLITE_MAX_OPERATOR_CODES, TFLITE_MAX_TENSORS, max_threads
@@ -261,6 +264,8 @@ VARIATIONS = {
     "custom-options": (dict(extra_tensors=[(_tensor([1, 4, 11], C.FLOAT32, b"out"), b"")],
                             extra_ops=[C.operator(0, [1, 0], [BASE_TENSORS], C.GATHER_OPTIONS,
                                                   custom_options=b"\x01\x02")]), "custom data"),
+    "gather-on-axis-1": (dict(gather_axis=1), "operator 0 (GATHER) has options (1, 0)"),
+    "unpack-count-not-its-outputs": (dict(unpack_num=3), "operator 1 (UNPACK) has options (3, 1)"),
     "too-many-operator-codes": (dict(opcodes_extra=[C.opcode(C.GATHER)] * TFLITE_MAX_OPERATOR_CODES),
                                 f"at most {TFLITE_MAX_OPERATOR_CODES}"),
 }
@@ -339,8 +344,6 @@ def test_probe_verdicts_are_remembered_in_the_process_and_on_disk(package, tmp_p
 def test_a_forged_pass_in_the_disk_cache_does_not_let_a_refused_file_through(package, tmp_path, monkeypatch):
     """The allow-list runs before the cache is consulted: a pass written for the hostile file's
     sha256 changes nothing."""
-    from nextword.runtime.backends import probe_cache
-    from nextword.runtime.backends.packages import package_version
     cache = tmp_path / "cache"
     monkeypatch.setenv(probe_cache.ENV, str(cache))
     key = (package, package_version(package), sha256_bytes(STRING_MODEL))
@@ -358,8 +361,6 @@ BAD_THREADS = [(10 ** 6, InputError), (2 ** 31, InputError), (0, InputError), (-
 
 @pytest.mark.parametrize("package", TFLITE_PACKAGES)
 def test_thread_counts_outside_the_bound_are_typed_errors_before_any_interpreter(package):
-    from nextword.runtime import Predictor
-    from nextword.runtime.backends import open_backend
     v = Bundle.open(SEED_BUNDLE).manifest.variants[TARGET]
     data = open(os.path.join(SEED_BUNDLE, v.file), "rb").read()
     start = time.monotonic()

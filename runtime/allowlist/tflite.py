@@ -19,7 +19,7 @@ from ..errors import VariantUnavailable
 from ..limits import (TFLITE_MAX_ACTIVATION_BYTES, TFLITE_MAX_METADATA_BYTES, TFLITE_MAX_OPERATOR_TENSORS,
                       TFLITE_MAX_RANK, TFLITE_MAX_TENSOR_BYTES)
 from .tflite_names import OPERATOR_NAMES, operator_name, type_name
-from .tflite_read import read_tflite
+from .tflite_read import OPTION_FIELDS, read_tflite
 
 F32, F16, I32, I8, BOOL = 0, 1, 2, 9, 6
 ITEM_SIZE = {F32: 4, F16: 2, I32: 4, I8: 1, BOOL: 1}      # the tensor types the exporter uses, and no other
@@ -137,6 +137,22 @@ def _matches(signature, types):
     return all(got == want or (isinstance(want, set) and got in want) for got, want in zip(types, want_in))
 
 
+def _options_ok(name, op, sg):
+    """The options the exporter writes: no fused activations, default weight format, GATHER on axis 0,
+    SPLIT and UNPACK counts equal to their outputs."""
+    values = op.options or tuple(0 for _ in OPTION_FIELDS.get(op.options_type, ()))
+    if name in ("ADD", "MUL", "GATHER"):
+        return all(v == 0 for v in values)
+    if name == "FULLY_CONNECTED":
+        fused, weights_format, keep_dims, asymmetric, bias_type = values
+        return fused == weights_format == keep_dims == bias_type == 0 and asymmetric in (0, 1)
+    if name == "SPLIT":
+        return values[0] == len(op.outputs)
+    if name == "UNPACK":
+        return values[0] == len(op.outputs) and 0 <= values[1] < len(sg.tensors[op.inputs[0]].shape)
+    return True
+
+
 def _check_operators(model, sg, constant):
     ready = set(sg.inputs) | constant          # tensors holding a value before the next operator runs
     for n, op in enumerate(sg.operators):
@@ -165,6 +181,8 @@ def _check_operators(model, sg, constant):
             got = ", ".join("none" if t is None else type_name(t) for t in in_types)
             raise NotAllowed(f"{where} reads ({got}) and writes {', '.join(type_name(t) for t in sorted(out_types))}; "
                              "the exporter never emits it with those types")
+        if not _options_ok(name, op, sg):
+            raise NotAllowed(f"{where} has options {op.options} the exporter never writes")
     missing = [i for i in sg.outputs if i not in ready]
     if missing:
         raise NotAllowed(f"the model's output {_tensor_label(sg, missing[0])} is never written")

@@ -15,6 +15,12 @@ from ..limits import (TFLITE_MAX_BUFFERS, TFLITE_MAX_METADATA, TFLITE_MAX_OPERAT
 from .flatbuf import FlatReader
 
 
+# The scalar fields of the builtin options tables the allow-list admits: {options type: [(slot, format)]}
+# (AddOptions, MulOptions, GatherOptions, FullyConnectedOptions, SplitOptions, UnpackOptions).
+OPTION_FIELDS = {11: [(0, "<b"), (1, "<B")], 21: [(0, "<b")], 23: [(0, "<i"), (1, "<i")],
+                 8: [(0, "<b"), (1, "<b"), (2, "<B"), (3, "<B"), (4, "<b")], 35: [(0, "<i")], 64: [(0, "<i"), (1, "<i")]}
+
+
 @dataclass
 class OpCode:
     deprecated_code: int
@@ -47,6 +53,7 @@ class Operator:
     inputs: list
     outputs: list
     options_type: int
+    options: tuple               # values of OPTION_FIELDS[options_type] (defaults where absent), else ()
     options2_type: int
     custom_options: int          # bytes of custom options, inline or "large"
     mutating_variable_inputs: int
@@ -98,14 +105,15 @@ def _operator(f, op, n_codes, n_tensors):
     inputs, outputs, intermediates = f.ints(op, 1), f.ints(op, 2), f.ints(op, 8)
     if any(not -1 <= i < n_tensors for i in inputs + outputs + intermediates):
         raise ValueError("an operator's tensor index is out of range")
-    f.subtable(op, 4)
+    options_type, table = f.scalar(op, 3, "<B"), f.subtable(op, 4)
+    options = () if table is None else tuple(f.scalar(table, i, fmt) for i, fmt in OPTION_FIELDS.get(options_type, ()))
     f.subtable(op, 12)
     custom = f.vector(op, 5, 1)
     large_off, large_size = f.scalar(op, 9, "<Q"), f.scalar(op, 10, "<Q")
     if large_off + large_size > f.n:
         raise ValueError("an operator's custom options lie outside the file")
     mutating = f.vector(op, 7, 1)
-    return Operator(opcode_index=index, inputs=inputs, outputs=outputs, options_type=f.scalar(op, 3, "<B"),
+    return Operator(opcode_index=index, inputs=inputs, outputs=outputs, options_type=options_type, options=options,
                     options2_type=f.scalar(op, 11, "<B"), custom_options=(custom[1] if custom else 0) + large_size,
                     mutating_variable_inputs=mutating[1] if mutating else 0, intermediates=intermediates)
 
