@@ -23,6 +23,20 @@ MAX_DIM = 1 << 24                     # any one tensor dimension in the manifest
 # -- vocabulary fields (runtime/tokenizer.py) -------------------------------------------------------
 
 # -- TFLite allow-list (runtime/allowlist/tflite.py) ------------------------------------------------
+TFLITE_MAX_SUBGRAPHS = 1              # the exporter writes one subgraph (no WHILE/IF bodies: the LSTM is unrolled)
+TFLITE_MAX_SIGNATURES = 1             # one serving signature
+TFLITE_MAX_OPERATOR_CODES = 32        # distinct (operator, version) entries; the exporter uses at most 12
+TFLITE_MAX_TENSORS = 1 << 17          # tensors in the subgraph: an unrolled window of 4096 steps needs ~80k
+TFLITE_MAX_OPERATORS = 1 << 17        # operators in the subgraph (same reasoning)
+TFLITE_MAX_BUFFERS = 1 << 17          # buffers (at most one per tensor, plus metadata)
+TFLITE_MAX_OPERATOR_TENSORS = 4096 + 8  # inputs + outputs of one operator (UNPACK: one output per window step)
+TFLITE_MAX_METADATA = 8               # metadata entries (the exporter writes 2 or 3)
+TFLITE_MAX_METADATA_BYTES = 4096      # each metadata buffer (version strings, conversion flags)
+TFLITE_MAX_RANK = 4                   # dimensions of any tensor (the exporter's are at most 3)
+TFLITE_MAX_TENSOR_BYTES = 1 << 30     # declared size of any one tensor (shape x item size)
+TFLITE_MAX_ACTIVATION_BYTES = 1 << 30  # declared sizes of all non-constant tensors together (allocated at load)
+PROBE_CACHE_MAX_ENTRIES = 256         # check-process verdicts kept on disk (runtime/backends/probe_cache.py)
+PROBE_CACHE_ENTRY_BYTES = 4096        # a cache entry larger than this is ignored (and the file checked again)
 
 # -- ONNX allow-list (runtime/allowlist/onnx.py) --------------------------------------------------
 

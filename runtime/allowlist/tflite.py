@@ -1,147 +1,235 @@
-"""TFLite files, checked before any interpreter sees a byte.
+"""TFLite files, checked against what nextword's exporter produces before any interpreter (the
+serving process's or a check process's, ai-edge-litert or tflite-runtime) sees a byte.
 
-tflite-runtime 2.14 builds its interpreter from an unverified flatbuffer: an offset pointing outside
-the file makes it read wild memory, which kills the process with SIGSEGV -- or not, depending on the
-heap layout, so a check process can survive a file that then crashes the serving process (seen in
-tests/test_runtime_damage.py). This walks what the interpreter follows (tables, vectors, tensor and
-operator indices, constant buffer sizes) in pure Python, where a bad offset is an exception.
+A well-formed file is not a safe file: tflite-runtime 2.14 dies with SIGSEGV on a small valid model
+that GATHERs from a STRING constant once it is fed a real id, and an interpreter kernel trusts types,
+quantization scales and buffer sizes it was never meant to meet. So the rule is an allow-list: the
+operators (and their versions) the exporter emits for its variants -- unrolled-LSTM window models and
+one-step models, float32, float16 (DEQUANTIZE of FLOAT16 constants), dynamic-range int8 and full int8
+-- each with the input/output types it is emitted with, the tensor types it uses, constant buffers
+exactly as large as their shapes say, one subgraph, bounded counts (runtime/limits.py). Anything else
+is refused with a message naming the offending operator, tensor or type.
 
-A later issue turns this into a full allow-list of what the exporter produces (operators, types,
-shapes); for now it is the structure walk."""
+Collected from artifacts/seed and from exports with window 1, 8 and 20 and vocabularies up to 2,000
+(TF 2.21 converter); tests/test_allowlist_tflite.py checks a fresh export passes."""
 
-import struct
+import math
 
-_TFLITE_ITEM = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
+from ..errors import VariantUnavailable
+from ..limits import (TFLITE_MAX_ACTIVATION_BYTES, TFLITE_MAX_METADATA_BYTES, TFLITE_MAX_OPERATOR_TENSORS,
+                      TFLITE_MAX_RANK, TFLITE_MAX_TENSOR_BYTES)
+from .tflite_names import OPERATOR_NAMES, operator_name, type_name
+from .tflite_read import OPTION_FIELDS, read_tflite
+
+F32, F16, I32, I8, BOOL = 0, 1, 2, 9, 6
+ITEM_SIZE = {F32: 4, F16: 2, I32: 4, I8: 1, BOOL: 1}      # the tensor types the exporter uses, and no other
+OPTIONAL = None                                            # an optional input (tensor index -1), e.g. FC bias
+MANY = "many"                                              # operators with one output per split / time step
+SCHEMA_VERSION = 3
+PLACEHOLDER_FOR_GREATER_OP_CODES = 127
+METADATA_NAMES = {b"min_runtime_version", b"CONVERSION_METADATA", b"reduced_precision_support"}
+
+# operator: (versions, builtin options type, outputs (1 or MANY), [(input types..., output type)]);
+# an input position may accept several types ({...}) or be OPTIONAL.
+ALLOWED_OPS = {
+    "ADD": ({1, 2}, 11, 1, [(F32, F32, F32), (I32, I32, I32), (I8, I8, I8)]),
+    "MUL": ({1, 2}, 21, 1, [(F32, F32, F32), (I8, I8, I8)]),
+    "LESS": ({1}, 0, 1, [(I32, I32, BOOL)]),
+    "SELECT": ({1}, 47, 1, [(BOOL, I32, I32, I32)]),
+    "GATHER": ({1, 2}, 23, 1, [(F32, I32, F32), (I8, I32, I8)]),
+    "RESHAPE": ({1}, 0, 1, [(F32, I32, F32), (I8, I32, I8)]),
+    "FULLY_CONNECTED": ({1, 4, 9}, 8, 1, [(F32, {F32, I8}, {F32, OPTIONAL}, F32), (I8, I8, {I32, OPTIONAL}, I8)]),
+    "LOGISTIC": ({1, 2}, 0, 1, [(F32, F32), (I8, I8)]),
+    "TANH": ({1, 2}, 0, 1, [(F32, F32), (I8, I8)]),
+    "SPLIT": ({1, 2}, 35, MANY, [(I32, F32, F32), (I32, I8, I8)]),
+    "UNPACK": ({1, 2}, 64, MANY, [(F32, F32), (I8, I8)]),
+    "DEQUANTIZE": ({2, 3}, 0, 1, [(I8, F32), (F16, F32)]),
+    "QUANTIZE": ({1}, 0, 1, [(F32, I8)]),
+}
+OPERATOR_CODES = {OPERATOR_NAMES.index(name): name for name in ALLOWED_OPS}
+SUBGRAPH_INPUT_TYPES = {I32, F32}       # ids, and the step model's float32 states
+SUBGRAPH_OUTPUT_TYPES = {F32}           # logits (and states): float32, never quantized
+MAX_SUBGRAPH_ENDS = 3                   # window: 1 in, 1 out; step: ids, h, c in; logits, h, c out
+ZERO_POINT_RANGE = {I8: (-128, 127), I32: (0, 0)}   # types that may carry per-tensor quantization
 
 
-class _Flat:
-    def __init__(self, data):
-        self.d, self.n = memoryview(data), len(data)
+class NotAllowed(ValueError):
+    """A well-formed TFLite file holding something nextword's exporter never produces."""
 
-    def u(self, fmt, pos):
-        size = struct.calcsize(fmt)
-        if pos < 0 or pos + size > self.n:
-            raise ValueError(f"offset {pos} is outside the {self.n}-byte file")
-        return struct.unpack_from(fmt, self.d, pos)[0]
 
-    def table(self, pos):
-        vt = pos - self.u("<i", pos)
-        vsize, tsize = self.u("<H", vt), self.u("<H", vt + 2)
-        if vsize < 4 or vsize % 2 or tsize < 4 or pos + tsize > self.n or vt + vsize > self.n:
-            raise ValueError(f"malformed table at {pos}")
-        return pos, vt, vsize, tsize
+def _tensor_label(sg, i):
+    t = sg.tensors[i]
+    name = t.name.decode("utf-8", "replace")[:60]
+    return f"tensor {i} ({name!r}, {type_name(t.type)} {t.shape})"
 
-    def field(self, t, i, size):
-        pos, vt, vsize, tsize = t
-        off = self.u("<H", vt + 4 + 2 * i) if 4 + 2 * i < vsize else 0
-        if off and off + size > tsize:
-            raise ValueError(f"field {i} of the table at {pos} lies outside it")
-        return pos + off if off else None
 
-    def scalar(self, t, i, fmt):
-        p = self.field(t, i, struct.calcsize(fmt))
-        return 0 if p is None else self.u(fmt, p)
+def _elements(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
-    def ref(self, t, i):
-        p = self.field(t, i, 4)
-        return None if p is None else p + self.u("<I", p)
 
-    def vector(self, t, i, item):
-        v = self.ref(t, i)
-        if v is None:
-            return None
-        count = self.u("<I", v)
-        if v + 4 + count * item > self.n:
-            raise ValueError(f"vector at {v} ({count} items) runs past the end of the file")
-        return v + 4, count
+def _check_opcodes(model):
+    for i, c in enumerate(model.opcodes):
+        if c.custom_code is not None or c.code == OPERATOR_NAMES.index("CUSTOM"):
+            name = (c.custom_code or b"?").decode("utf-8", "replace")[:60]
+            raise NotAllowed(f"custom operator {name!r}: the exporter emits builtin operators only")
+        if c.builtin_code < PLACEHOLDER_FOR_GREATER_OP_CODES and c.deprecated_code != c.builtin_code:
+            raise NotAllowed(f"operator code entry {i} gives two different operators ({operator_name(c.deprecated_code)} "
+                             f"and {operator_name(c.builtin_code)})")
+        if c.code not in OPERATOR_CODES:
+            raise NotAllowed(f"operator {operator_name(c.code)} is not one the exporter produces (allowed: "
+                             f"{', '.join(sorted(ALLOWED_OPS))})")
+        versions = ALLOWED_OPS[OPERATOR_CODES[c.code]][0]
+        if c.version not in versions:
+            raise NotAllowed(f"operator {OPERATOR_CODES[c.code]} version {c.version} is not one the exporter produces "
+                             f"(allowed: {sorted(versions)})")
 
-    def ints(self, t, i, code="i"):
-        vec = self.vector(t, i, struct.calcsize(code))
-        return list(struct.unpack_from(f"<{vec[1]}{code}", self.d, vec[0])) if vec else []
 
-    def tables(self, t, i):
-        vec = self.vector(t, i, 4)
-        return [self.table(p + self.u("<I", p)) for p in (vec[0] + 4 * k for k in range(vec[1]))] if vec else []
+def _check_quantization(sg, i):
+    t, q = sg.tensors[i], sg.tensors[i].quantization
+    if q is None or not (q["scale"] or q["zero_point"] or q["min"] or q["max"] or q["details"] or q["dimension"]):
+        return
+    if q["min"] or q["max"] or q["details"] or q["dimension"] or len(q["scale"]) != 1 or len(q["zero_point"]) != 1:
+        raise NotAllowed(f"{_tensor_label(sg, i)} has quantization the exporter never writes (it writes one scale and "
+                         "one zero point per tensor)")
+    low, high = ZERO_POINT_RANGE.get(t.type, (1, 0))
+    scale, zero = q["scale"][0], q["zero_point"][0]
+    if not low <= zero <= high or not (math.isfinite(scale) and scale > 0):
+        raise NotAllowed(f"{_tensor_label(sg, i)} has quantization scale {scale} and zero point {zero}; expected a "
+                         f"finite positive scale and a zero point the type can hold")
 
-    def string(self, t, i):
-        vec = self.vector(t, i, 1)
-        if vec is not None and self.u("<B", vec[0] + vec[1]) != 0:
-            raise ValueError("unterminated string")
+
+def _check_tensors(model, sg):
+    constant = set()
+    activation = 0
+    for i, t in enumerate(sg.tensors):
+        if t.type not in ITEM_SIZE:
+            raise NotAllowed(f"{_tensor_label(sg, i)}: type {type_name(t.type)} is not one the exporter produces "
+                             f"(allowed: {', '.join(type_name(k) for k in sorted(ITEM_SIZE))})")
+        if len(t.shape) > TFLITE_MAX_RANK or any(d < 0 for d in t.shape):
+            raise NotAllowed(f"{_tensor_label(sg, i)}: expected at most {TFLITE_MAX_RANK} non-negative dimensions")
+        if t.is_variable or t.sparse or t.variant_tensors or (t.shape_signature and t.shape_signature != t.shape):
+            raise NotAllowed(f"{_tensor_label(sg, i)} is variable, sparse or dynamically shaped; the exporter writes "
+                             "none of these")
+        size = _elements(t.shape) * ITEM_SIZE[t.type]
+        if size > TFLITE_MAX_TENSOR_BYTES:
+            raise NotAllowed(f"{_tensor_label(sg, i)} declares {size} bytes (at most {TFLITE_MAX_TENSOR_BYTES})")
+        _check_quantization(sg, i)
+        data = model.buffers[t.buffer] if t.buffer else 0
+        if data:
+            if data != size:
+                raise NotAllowed(f"{_tensor_label(sg, i)} has {data} bytes of constant data; its shape and type "
+                                 f"need {size}")
+            constant.add(i)
+        else:
+            activation += size
+    if activation > TFLITE_MAX_ACTIVATION_BYTES:
+        raise NotAllowed(f"the non-constant tensors declare {activation} bytes (at most {TFLITE_MAX_ACTIVATION_BYTES})")
+    return constant
+
+
+def _matches(signature, types):
+    *want_in, want_out = signature
+    if len(want_in) != len(types):
+        return False
+    return all(got == want or (isinstance(want, set) and got in want) for got, want in zip(types, want_in))
+
+
+def _options_ok(name, op, sg):
+    """The options the exporter writes: no fused activations, default weight format, GATHER on axis 0,
+    SPLIT and UNPACK counts equal to their outputs."""
+    values = op.options or tuple(0 for _ in OPTION_FIELDS.get(op.options_type, ()))
+    if name in ("ADD", "MUL", "GATHER"):
+        return all(v == 0 for v in values)
+    if name == "FULLY_CONNECTED":
+        fused, weights_format, keep_dims, asymmetric, bias_type = values
+        return fused == weights_format == keep_dims == bias_type == 0 and asymmetric in (0, 1)
+    if name == "SPLIT":
+        return values[0] == len(op.outputs)
+    if name == "UNPACK":
+        return values[0] == len(op.outputs) and 0 <= values[1] < len(sg.tensors[op.inputs[0]].shape)
+    return True
+
+
+def _check_operators(model, sg, constant):
+    ready = set(sg.inputs) | constant          # tensors holding a value before the next operator runs
+    for n, op in enumerate(sg.operators):
+        name = OPERATOR_CODES[model.opcodes[op.opcode_index].code]
+        _, options, outputs, signatures = ALLOWED_OPS[name]
+        where = f"operator {n} ({name})"
+        if op.options_type != options or op.options2_type or op.custom_options or op.mutating_variable_inputs \
+                or op.intermediates:
+            raise NotAllowed(f"{where} carries options, custom data or intermediates the exporter never writes")
+        if len(op.inputs) + len(op.outputs) > TFLITE_MAX_OPERATOR_TENSORS:
+            raise NotAllowed(f"{where} has {len(op.inputs) + len(op.outputs)} tensors "
+                             f"(at most {TFLITE_MAX_OPERATOR_TENSORS})")
+        if not op.outputs or (outputs == 1 and len(op.outputs) != 1) or -1 in op.outputs:
+            raise NotAllowed(f"{where} has {len(op.outputs)} outputs {op.outputs}")
+        for i in op.inputs:
+            if i >= 0 and i not in ready:
+                raise NotAllowed(f"{where} reads {_tensor_label(sg, i)} before anything wrote it")
+        for i in op.outputs:
+            if i in ready:
+                raise NotAllowed(f"{where} writes {_tensor_label(sg, i)}, which is an input, a constant or "
+                                 "written by an earlier operator")
+            ready.add(i)
+        in_types = [None if i < 0 else sg.tensors[i].type for i in op.inputs]
+        out_types = {sg.tensors[i].type for i in op.outputs}
+        if len(out_types) != 1 or not any(_matches(s, in_types) and s[-1] in out_types for s in signatures):
+            got = ", ".join("none" if t is None else type_name(t) for t in in_types)
+            raise NotAllowed(f"{where} reads ({got}) and writes {', '.join(type_name(t) for t in sorted(out_types))}; "
+                             "the exporter never emits it with those types")
+        if not _options_ok(name, op, sg):
+            raise NotAllowed(f"{where} has options {op.options} the exporter never writes")
+    missing = [i for i in sg.outputs if i not in ready]
+    if missing:
+        raise NotAllowed(f"the model's output {_tensor_label(sg, missing[0])} is never written")
+
+
+def _check_ends(sg, constant):
+    if not 1 <= len(sg.inputs) <= MAX_SUBGRAPH_ENDS or not 1 <= len(sg.outputs) <= MAX_SUBGRAPH_ENDS \
+            or len(set(sg.inputs)) != len(sg.inputs) or len(set(sg.outputs)) != len(sg.outputs):
+        raise NotAllowed(f"the model has inputs {sg.inputs} and outputs {sg.outputs}; expected 1 to "
+                         f"{MAX_SUBGRAPH_ENDS} distinct tensors each")
+    for ends, allowed, what in ((sg.inputs, SUBGRAPH_INPUT_TYPES, "input"), (sg.outputs, SUBGRAPH_OUTPUT_TYPES, "output")):
+        for i in ends:
+            if sg.tensors[i].type not in allowed or i in constant:
+                raise NotAllowed(f"model {what} {_tensor_label(sg, i)} is not a non-constant "
+                                 f"{' or '.join(type_name(t) for t in sorted(allowed))} tensor")
 
 
 def check_tflite_structure(data):
-    """Raise ValueError if the TFLite flatbuffer has an offset, index or size tflite-runtime would
-    follow outside the file (the schema fields it reads: model, operator codes, subgraphs, tensors,
-    quantization, operators, buffers, signatures, metadata)."""
-    f = _Flat(data)
-    if f.n < 8 or bytes(f.d[4:8]) != b"TFL3":
-        raise ValueError("no TFL3 file identifier")
-    model = f.table(f.u("<I", 0))
-    codes = f.tables(model, 1)
-    for c in codes:
-        f.string(c, 1)
-    buffers = []
-    for b in f.tables(model, 4):
-        vec, off, size = f.vector(b, 0, 1), f.scalar(b, 1, "<Q"), f.scalar(b, 2, "<Q")
-        if off > 1 and off + size > f.n:
-            raise ValueError("a buffer's data lies outside the file")
-        buffers.append(vec[1] if vec else (size if off > 1 else 0))
-    subgraphs = f.tables(model, 2)
-    if not subgraphs:
-        raise ValueError("no subgraph")
-    counts = []
-    for sg in subgraphs:
-        tensors = f.tables(sg, 0)
-        nt = len(tensors)
-        counts.append(nt)
-        for t in tensors:
-            shape, ttype, buf = f.ints(t, 0), f.scalar(t, 1, "<b"), f.scalar(t, 2, "<I")
-            if any(d < 0 for d in shape) or not 0 <= ttype <= 17 or buf >= max(len(buffers), 1):
-                raise ValueError(f"tensor with shape {shape}, type {ttype}, buffer {buf} is out of range")
-            f.string(t, 3)
-            q = f.ref(t, 4)
-            if q is not None:
-                q = f.table(q)
-                for i, item in ((0, 4), (1, 4), (2, 4), (3, 8)):
-                    f.vector(q, i, item)
-                if f.ref(q, 5) is not None:
-                    f.table(f.ref(q, 5))
-            if f.ref(t, 6) is not None:
-                f.table(f.ref(t, 6))
-            f.ints(t, 7)
-            elements = 1
-            for d in shape:
-                elements *= d
-            if buffers and buffers[buf] and ttype in _TFLITE_ITEM and buffers[buf] != elements * _TFLITE_ITEM[ttype]:
-                raise ValueError(f"tensor of shape {shape} has {buffers[buf]} bytes of constant data")
-        if any(not 0 <= i < nt for i in f.ints(sg, 1) + f.ints(sg, 2)):
-            raise ValueError("a subgraph input/output index is out of range")
-        for op in f.tables(sg, 3):
-            if f.scalar(op, 0, "<I") >= len(codes):
-                raise ValueError("an operator's opcode index is out of range")
-            if any(not -1 <= i < nt for i in f.ints(op, 1) + f.ints(op, 2) + f.ints(op, 8)):
-                raise ValueError("an operator's tensor index is out of range")
-            for i in (4, 12):
-                if f.ref(op, i) is not None:
-                    f.table(f.ref(op, i))
-            f.vector(op, 5, 1)
-            f.vector(op, 7, 1)
-            if f.scalar(op, 9, "<Q") + f.scalar(op, 10, "<Q") > f.n:
-                raise ValueError("an operator's custom options lie outside the file")
-        f.string(sg, 4)
-    for sig in f.tables(model, 7):
-        sub = f.scalar(sig, 4, "<I")
-        if sub >= len(subgraphs):
-            raise ValueError("a signature names a missing subgraph")
-        for i in (0, 1):
-            for m in f.tables(sig, i):
-                f.string(m, 0)
-                if f.scalar(m, 1, "<I") >= counts[sub]:
-                    raise ValueError("a signature's tensor index is out of range")
-        f.string(sig, 2)
-    for m in f.tables(model, 6):
-        f.string(m, 0)
-        if f.scalar(m, 1, "<I") >= len(buffers):
-            raise ValueError("a metadata entry names a missing buffer")
-    f.ints(model, 5)
-    f.string(model, 3)
+    """Raise ValueError if `data` is not a well-formed TFLite file (an offset, index or size an
+    interpreter would follow outside it) or holds anything nextword's exporter never produces
+    (NotAllowed, a ValueError). Returns the parsed model."""
+    model = read_tflite(data)
+    if model.version != SCHEMA_VERSION:
+        raise NotAllowed(f"schema version {model.version}; expected {SCHEMA_VERSION}")
+    _check_opcodes(model)
+    if model.buffers and model.buffers[0]:
+        raise NotAllowed("buffer 0 (the empty buffer by convention) holds data")
+    if model.external_buffers:
+        raise NotAllowed("a buffer's data lies outside the flatbuffer (offset/size); the exporter never writes that")
+    for name, buf in model.metadata:
+        if name not in METADATA_NAMES or model.buffers[buf] > TFLITE_MAX_METADATA_BYTES:
+            shown = (name or b"").decode("utf-8", "replace")[:60]
+            raise NotAllowed(f"metadata {shown!r} ({model.buffers[buf]} bytes) is not one the exporter writes")
+    sg = model.subgraphs[0]
+    constant = _check_tensors(model, sg)
+    _check_ends(sg, constant)
+    _check_operators(model, sg, constant)
+    return model
+
+
+def check_tflite(data, file, package):
+    """VariantUnavailable unless `data` passes check_tflite_structure: nothing the exporter did not
+    write reaches `package`'s interpreter (nor a check process)."""
+    try:
+        return check_tflite_structure(data)
+    except NotAllowed as e:
+        raise VariantUnavailable(f"{file} is refused before {package} sees it: {e}") from None
+    except Exception as e:  # pure Python: a malformed file is an exception here, not a crash
+        raise VariantUnavailable(f"{file} is not a well-formed TFLite file ({e}); {package} would read outside it, "
+                                 "so it is refused") from None

@@ -2,8 +2,8 @@
 
 import logging
 
-from ..allowlist.tflite import check_tflite_structure
-from ..errors import BackendUnavailable, VariantUnavailable
+from ..allowlist.tflite import check_tflite
+from ..errors import BackendUnavailable, VariantUnavailable, check_threads
 from .onnx import OnnxBackend
 from .packages import PACKAGES, import_package
 from .probe import probe_once
@@ -15,20 +15,18 @@ ADAPTERS = {"tflite": TfliteBackend, "onnx": OnnxBackend}
 
 
 def open_backend(model_bytes, variant, package, num_threads=1, sha256=None, guard=None):
-    """Build the adapter for `package`. `guard` (default: on for tflite-runtime, whose interpreter
-    trusts the flatbuffer) checks the file's structure in Python, then loads it in a child process
-    first (runtime/backends/probe.py)."""
+    """Build the adapter for `package`. The thread count is checked first (1 .. limits.max_threads()).
+    A TFLite file must pass the allow-list (runtime/allowlist/tflite.py) before any interpreter, on
+    every package. `guard` (default: on for tflite-runtime, whose interpreter trusts the flatbuffer)
+    then runs it once in a child process first (runtime/backends/probe.py)."""
+    num_threads = check_threads(num_threads)
     if package not in PACKAGES[variant.format]:
         raise BackendUnavailable(f"{package} cannot run {variant.format} files")
     if guard is None:
         guard = package == "tflite-runtime"
     import_package(package)  # a missing package is BackendUnavailable before any probing
-    if guard and variant.format == "tflite":
-        try:
-            check_tflite_structure(model_bytes)
-        except Exception as e:  # pure Python: a malformed file is an exception here, not a crash
-            raise VariantUnavailable(f"{variant.file} is not a well-formed TFLite file ({e}); {package} would read "
-                                     "outside it, so it is refused") from None
+    if variant.format == "tflite":
+        check_tflite(model_bytes, variant.file, package)
     if guard:
         probe_once(model_bytes, variant, package, sha256)
     return ADAPTERS[variant.format](model_bytes, variant, package, num_threads)
