@@ -2,10 +2,22 @@
 (no TensorFlow) can collect and run the tests marked `not tf`."""
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
 from support import LEGACY_PYTHON
+
+# The tflite-runtime probe remembers its verdicts on disk (runtime/backends/probe_cache.py). Tests must not
+# write outside the repository or reuse verdicts from an earlier run: every test process and the children
+# it starts use one temporary cache, removed at the end (tests of the cache itself set their own).
+_PROBE_CACHE = tempfile.mkdtemp(prefix="nextword-probe-cache-")
+os.environ["NEXTWORD_PROBE_CACHE"] = _PROBE_CACHE
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_PROBE_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
