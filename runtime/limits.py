@@ -9,7 +9,7 @@ import os
 
 # -- files of a bundle (runtime/bundle.py, runtime/bundle_files.py) -------------------------------
 MAX_MANIFEST_BYTES = 4 << 20          # manifest.json: a 64-variant export writes about 100 KB
-MAX_VOCAB_BYTES = 64 << 20            # vocab.json: MAX_VOCAB_WORDS words of ~50 characters
+MAX_VOCAB_BYTES = 32 << 20            # vocab.json: MAX_VOCAB_WORDS words of ~50 characters (a novel: 135 KB)
 MAX_MODEL_BYTES = 1 << 30             # each model file
 # Parsed JSON costs ~100 bytes per value whatever its text ("[]," is 3 bytes), so the number of
 # values (keys included) is bounded before json.loads runs, not only the byte size.
@@ -30,12 +30,12 @@ MAX_INFO_DEPTH = 8                    # nesting of an informative field (the exp
 MAX_NOTE_CHARS = 1 << 16              # one informative string (a converter note, a failure reason line)
 
 # -- vocabulary fields (runtime/tokenizer.py) -------------------------------------------------------
-MAX_VOCAB_WORDS = 1 << 20             # word_counts entries: a novel has ~7,000, wikitext-103 267,000
+MAX_VOCAB_WORDS = 1 << 19             # word_counts entries: a novel has ~7,300, wikitext-103 267,735
 MAX_WORD_CHARS = 1024                 # one word or the OOV token: English tops out near 45; room for hashes, URLs
 MAX_SPLIT_CHARS = 8                   # `split`: text grows by len(split) per filtered character (Keras: " ")
 MAX_FILTER_CHARS = 4096               # `filters`: Keras' default has 33 characters
 MAX_COUNT = (1 << 63) - 1             # a word count or document_count (an int64 never overflows on a corpus)
-MAX_VOCAB_VALUES = 3 * MAX_VOCAB_WORDS + 64   # JSON values in vocab.json: 3 per word ([word, count]) + config
+MAX_VOCAB_VALUES = 4 * MAX_VOCAB_WORDS + 64   # JSON values in vocab.json: 3 per word ([word, count]), config, slack
 
 # -- TFLite allow-list (runtime/allowlist/tflite.py) ------------------------------------------------
 
