@@ -430,11 +430,12 @@ def test_words_with_control_characters_are_allowed(tmp_path):
 
 # -- worst accepted files: bounded time and memory ------------------------------------------------
 MEASURE_CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from nextword.runtime.bundle import Bundle
+from nextword.runtime.measure import memory_mib   # VmHWM: ru_maxrss would carry pytest's peak over exec
 with open(sys.argv[2], "rb") as f:
     f.read()   # warm the page cache: time and memory of loading only
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = memory_mib()
 start = time.monotonic()
 try:
     Bundle.open(sys.argv[1])
@@ -442,7 +443,7 @@ try:
 except Exception as e:
     result = type(e).__name__ + ": " + str(e)[:200]
 print(json.dumps({"result": result, "seconds": time.monotonic() - start,
-                  "grew_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}))
+                  "grew_mib": memory_mib() - before}))
 """
 
 
