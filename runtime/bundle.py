@@ -30,6 +30,12 @@ TOKENIZER_CHARS = {"filters": MAX_FILTER_CHARS, "split": MAX_SPLIT_CHARS, "oov_t
 
 
 # -- schema ------------------------------------------------------------------------------------
+def _short(value):
+    """A value as a message shows it: its repr, cut to 60 characters (the value may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class _Said(str):
     """A description shown as is in a message (a count), not quoted like the value it stands for."""
 
@@ -44,9 +50,7 @@ class _Check:
         self.where = where
 
     def fail(self, path, expected, got):
-        shown = repr(got)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise BundleInvalid(f"{self.where}: {path} must be {expected}, found {shown}; re-export the bundle")
+        raise BundleInvalid(f"{self.where}: {path} must be {expected}, found {_short(got)}; re-export the bundle")
 
     def obj(self, data, path):
         if not isinstance(data, dict):
@@ -308,7 +312,8 @@ class Manifest:
         for key, kind in TOKENIZER_FIELDS.items():
             value = c.get(tok, key, kind, "tokenizer")
             if key in TOKENIZER_CHARS and value is not None and len(value) > TOKENIZER_CHARS[key]:
-                c.fail(f"tokenizer.{key}", f"a string of at most {TOKENIZER_CHARS[key]} characters", _Said(f"{len(value)} characters"))
+                c.fail(f"tokenizer.{key}", f"a string of at most {TOKENIZER_CHARS[key]} characters",
+                       _Said(f"{len(value)} characters"))
             tokenizer_config[key] = value
         vocab_size = c.get(data, "vocab_size", "int", "manifest")
         window = c.get(data, "window", "int", "manifest")
@@ -369,11 +374,6 @@ class Manifest:
             if type(mine) is not type(theirs) or mine != theirs:   # type: true == 1 in Python
                 raise BundleInvalid(f"manifest.json tokenizer.{key} is {_short(mine)} but {self.vocab_file} says "
                                     f"{_short(theirs)}; the bundle mixes files from two exports: re-export it")
-
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_shapes(c, v, vocab_size, window):
