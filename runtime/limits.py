@@ -8,12 +8,12 @@ nothing else defines a limit."""
 import os
 
 # -- files of a bundle (runtime/bundle.py, runtime/bundle_files.py) -------------------------------
-MAX_MANIFEST_BYTES = 4 << 20          # manifest.json: a 64-variant export writes about 100 KB
+MAX_MANIFEST_BYTES = 4 << 20          # manifest.json: the 10-variant demo writes 29 KB
 MAX_VOCAB_BYTES = 32 << 20            # vocab.json: MAX_VOCAB_WORDS words of ~50 characters (a novel: 135 KB)
 MAX_MODEL_BYTES = 1 << 30             # each model file
 # Parsed JSON costs ~100 bytes per value whatever its text ("[]," is 3 bytes), so the number of
 # values (keys included) is bounded before json.loads runs, not only the byte size.
-MAX_MANIFEST_VALUES = 1 << 17         # JSON values in manifest.json (an export writes ~150 per variant)
+MAX_MANIFEST_VALUES = 1 << 17         # JSON values in manifest.json (the demo: 1,744 for 10 variants)
 
 # -- manifest fields (runtime/bundle.py) --------------------------------------------------------------
 MAX_VARIANTS = 64                     # variants in one manifest (the exporter writes 10)
@@ -26,7 +26,7 @@ MAX_RANK = 8                          # dimensions of one tensor (the runtime re
 MAX_TENSORS = 8                       # inputs, and outputs, of one variant (a step variant has 3)
 MAX_PACKAGES = 8                      # entries of a variant's runtimes / parity / cost (3 packages exist)
 MAX_INFO_VALUES = 4096                # JSON values in one informative field (details, a parity or runtimes entry)
-MAX_INFO_DEPTH = 8                    # nesting of an informative field (the exporter writes 3 levels)
+MAX_INFO_DEPTH = 8                    # nesting of an informative field (the exporter writes 4 levels)
 MAX_NOTE_CHARS = 1 << 16              # one informative string (a converter note, a failure reason line)
 
 # -- vocabulary fields (runtime/tokenizer.py) -------------------------------------------------------
