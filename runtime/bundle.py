@@ -2,28 +2,47 @@
 reads it. Loading *is* verifying: a file reaches an interpreter only as bytes whose size and sha256
 match the manifest, read from a plain file inside the bundle folder."""
 
-import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 from .backends.packages import PACKAGES
-from .bundle_files import MANIFEST, read_inside, sha256_bytes, verified
+from .bundle_files import MANIFEST, load_json, read_inside, sha256_bytes, verified
 from .bundle_files import sha256_file  # noqa: F401 (export imports it from here)
 from .errors import BundleInvalid, UnsupportedVersion
+from .limits import (MAX_DIM, MAX_FILTER_CHARS, MAX_INFO_DEPTH, MAX_INFO_VALUES, MAX_MANIFEST_BYTES,
+                     MAX_MANIFEST_VALUES, MAX_MODEL_BYTES, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_PACKAGES,
+                     MAX_PREFERENCE, MAX_RANK, MAX_SPLIT_CHARS, MAX_TENSORS, MAX_VARIANTS, MAX_VOCAB_BYTES,
+                     MAX_VOCAB_SIZE, MAX_WINDOW, MAX_WORD_CHARS)
 from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
-MAX_MANIFEST_BYTES = 4 << 20
-MAX_MODEL_BYTES = 1 << 30
 FORMATS = PACKAGES        # format -> interpreter packages: the one table lives in runtime/backends/packages.py
-MAX_PREFERENCE = 64       # entries in the manifest's measured (variant, package) preference
 COST_FIELDS = {"cold_start_ms": "num", "peak_rss_mib": "num", "call_us": "num", "runs": "int"}
 KINDS = ("window", "step")
 DTYPES = ("int8", "uint8", "int16", "int32", "int64", "float16", "float32")
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+# The tokenizer settings the manifest repeats from vocab.json (written by every exporter since the
+# first): both must agree, or the bundle mixes files from two exports.
+TOKENIZER_FIELDS = {"num_words": "int?", "filters": "str", "lower": "bool", "split": "str", "oov_token": "str?"}
+TOKENIZER_CHARS = {"filters": MAX_FILTER_CHARS, "split": MAX_SPLIT_CHARS, "oov_token": MAX_WORD_CHARS}
 
 
 # -- schema ------------------------------------------------------------------------------------
+def _short(value):
+    """A value as a message shows it: its repr, cut to 60 characters (the value may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Said(str):
+    """A description shown as is in a message (a count), not quoted like the value it stands for."""
+
+    def __repr__(self):
+        return str(self)
+
+
 class _Check:
     """Reads typed fields out of untrusted JSON; every miss is a BundleInvalid naming the field."""
 
@@ -31,9 +50,7 @@ class _Check:
         self.where = where
 
     def fail(self, path, expected, got):
-        shown = repr(got)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise BundleInvalid(f"{self.where}: {path} must be {expected}, found {shown}; re-export the bundle")
+        raise BundleInvalid(f"{self.where}: {path} must be {expected}, found {_short(got)}; re-export the bundle")
 
     def obj(self, data, path):
         if not isinstance(data, dict):
@@ -64,6 +81,53 @@ class _Check:
         elif kind == "num":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(f"{path}.{key}", "a number", value)
+        elif kind == "int?":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                self.fail(f"{path}.{key}", "an integer or null", value)
+        elif kind == "str?":
+            if value is not None and not isinstance(value, str):
+                self.fail(f"{path}.{key}", "a string or null", value)
+        return value
+
+    def name(self, value, path, what="a name"):
+        """A name the runtime matches and prints: 1..MAX_NAME_CHARS printable characters."""
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_CHARS or not value.isprintable():
+            self.fail(path, f"{what} of 1 to {MAX_NAME_CHARS} printable characters", value)
+        return value
+
+    def text(self, data, key, path, limit, optional=False):
+        value = self.get(data, key, "str", path, optional=optional)
+        if value is not None and len(value) > limit:
+            self.fail(f"{path}.{key}", f"a string of at most {limit} characters", _Said(f"{len(value)} characters"))
+        return value
+
+    def keyed(self, data, key, path, optional=True, limit=MAX_PACKAGES):
+        """An object keyed by names, with at most `limit` entries."""
+        value = self.get(data, key, "dict", path, optional=optional, default={})
+        if len(value) > limit:
+            self.fail(f"{path}.{key}", f"an object of at most {limit} entries", _Said(f"{len(value)} entries"))
+        for k in value:
+            self.name(k, f"{path}.{key} key", "a package name")
+        return value
+
+    def info(self, value, path):
+        """An informative JSON value (converter notes, parity figures): read by people, not by the
+        runtime, so only bounded: depth, number of values, length of each string."""
+        count, stack = 0, [(value, 1)]
+        while stack:
+            node, depth = stack.pop()
+            count += 1
+            if count > MAX_INFO_VALUES:
+                self.fail(path, f"at most {MAX_INFO_VALUES} JSON values", _Said("more"))
+            if depth > MAX_INFO_DEPTH:
+                self.fail(path, f"nested at most {MAX_INFO_DEPTH} levels deep", _Said("deeper nesting"))
+            if isinstance(node, str) and len(node) > MAX_NOTE_CHARS:
+                self.fail(path, f"strings of at most {MAX_NOTE_CHARS} characters", _Said(f"{len(node)} characters"))
+            elif isinstance(node, dict):
+                stack.extend((k, depth + 1) for k in node)
+                stack.extend((v, depth + 1) for v in node.values())
+            elif isinstance(node, list):
+                stack.extend((v, depth + 1) for v in node)
         return value
 
 
@@ -117,14 +181,16 @@ class Variant:
 
 def _tensor(check, data, path):
     check.obj(data, path)
-    name = check.get(data, "name", "str", path)
+    name = check.name(check.get(data, "name", "str", path), f"{path}.name", "a tensor name")
     dtype = check.get(data, "dtype", "str", path)
     if dtype not in DTYPES:
         check.fail(f"{path}.dtype", f"one of {', '.join(DTYPES)}", dtype)
     shape = check.get(data, "shape", "list", path)
+    if not 0 < len(shape) <= MAX_RANK:
+        check.fail(f"{path}.shape", f"a list of 1 to {MAX_RANK} sizes", _Said(f"{len(shape)} sizes"))
     for n in shape:
-        if isinstance(n, bool) or not isinstance(n, int) or n < -1 or n == 0 or n > 1 << 24:
-            check.fail(f"{path}.shape", "a list of positive sizes (-1 for a dynamic batch)", shape)
+        if isinstance(n, bool) or not isinstance(n, int) or n < -1 or n == 0 or n > MAX_DIM:
+            check.fail(f"{path}.shape", f"a list of sizes from 1 to {MAX_DIM} (-1 for a dynamic batch)", shape)
     if "quantization" in data:
         check.fail(f"{path}.quantization", "absent (this runtime reads unquantized model inputs and outputs: "
                    "integer ids in, float32 logits and states out)", data["quantization"])
@@ -138,9 +204,36 @@ def _finite(check, data, key, kind, path):
     return value
 
 
+def _tensors(check, v, key, path):
+    specs = check.get(v, key, "list", path)
+    if len(specs) > MAX_TENSORS:
+        check.fail(f"{path}.{key}", f"a list of at most {MAX_TENSORS} tensors", _Said(f"{len(specs)} tensors"))
+    return [_tensor(check, t, f"{path}.{key}[{i}]") for i, t in enumerate(specs)]
+
+
+def _sha256(check, data, path):
+    """64 hex digits in either case, kept lowercase (what hashlib's hexdigest gives)."""
+    value = check.get(data, "sha256", "str", path)
+    if SHA256.fullmatch(value) is None:
+        check.fail(f"{path}.sha256", "64 hexadecimal digits (the file's SHA-256)", value)
+    return value.lower()
+
+
+def _runtimes(check, v, path):
+    """{package: {"ok": bool, "version": str, "reason": str, ...}}: what export verified per package."""
+    runtimes = check.keyed(v, "runtimes", path, optional=False)
+    for pkg, entry in runtimes.items():
+        p = f"{path}.runtimes.{pkg}"
+        check.obj(entry, p)
+        check.get(entry, "ok", "bool", p)
+        check.text(entry, "reason", p, MAX_NOTE_CHARS, optional=True)
+        check.info(entry, p)
+    return runtimes
+
+
 def _cost(check, v, fmt, path):
     """Optional per-variant measurements: {package: {cold_start_ms, peak_rss_mib, call_us, runs}}."""
-    cost = check.get(v, "cost", "dict", path, optional=True, default={})
+    cost = check.keyed(v, "cost", path)
     for pkg, entry in cost.items():
         if pkg not in PACKAGES[fmt]:
             check.fail(f"{path}.cost", f"keyed by {fmt} packages ({', '.join(PACKAGES[fmt])})", pkg)
@@ -155,7 +248,7 @@ def _preference(check, data, variants, default):
     each package one that runs the variant's format; its first variant is the default variant."""
     entries = check.get(data, "preference", "list", "manifest", optional=True, default=[])
     if len(entries) > MAX_PREFERENCE:
-        check.fail("preference", f"at most {MAX_PREFERENCE} entries", f"{len(entries)} entries")
+        check.fail("preference", f"at most {MAX_PREFERENCE} entries", _Said(f"{len(entries)} entries"))
     out = []
     for i, e in enumerate(entries):
         p = f"preference[{i}]"
@@ -196,6 +289,7 @@ class Manifest:
     default_variant: str
     variants: dict            # name -> Variant, in manifest order
     preference: list = field(default_factory=list)   # [Preference], best first; [] when not measured
+    tokenizer_config: dict = field(default_factory=dict)   # num_words, filters, lower, split, oov_token
 
     @classmethod
     def parse(cls, data):
@@ -210,21 +304,34 @@ class Manifest:
                 + ("upgrade nextword to read it" if version > FORMAT_VERSION else "re-export the bundle"))
         tok = c.get(data, "tokenizer", "dict", "manifest")
         vocab_file = check_file_name(c.get(tok, "file", "str", "tokenizer"), "manifest.json tokenizer")
-        vocab_sha = c.get(tok, "sha256", "str", "tokenizer")
+        vocab_sha = _sha256(c, tok, "tokenizer")
         vocab_bytes = c.get(tok, "size", "int", "tokenizer")
+        if not 0 < vocab_bytes <= MAX_VOCAB_BYTES:
+            c.fail("tokenizer.size", f"a size from 1 to {MAX_VOCAB_BYTES} bytes", vocab_bytes)
+        tokenizer_config = {}
+        for key, kind in TOKENIZER_FIELDS.items():
+            value = c.get(tok, key, kind, "tokenizer")
+            if key in TOKENIZER_CHARS and value is not None and len(value) > TOKENIZER_CHARS[key]:
+                c.fail(f"tokenizer.{key}", f"a string of at most {TOKENIZER_CHARS[key]} characters",
+                       _Said(f"{len(value)} characters"))
+            tokenizer_config[key] = value
         vocab_size = c.get(data, "vocab_size", "int", "manifest")
         window = c.get(data, "window", "int", "manifest")
-        if not 2 <= vocab_size <= 1 << 22:
-            c.fail("vocab_size", "an integer from 2 to 4194304", vocab_size)
-        if not 1 <= window <= 4096:
-            c.fail("window", "an integer from 1 to 4096", window)
+        if not 2 <= vocab_size <= MAX_VOCAB_SIZE:
+            c.fail("vocab_size", f"an integer from 2 to {MAX_VOCAB_SIZE}", vocab_size)
+        if not 1 <= window <= MAX_WINDOW:
+            c.fail("window", f"an integer from 1 to {MAX_WINDOW}", window)
         if c.get(data, "padding", "str", "manifest") != "pre":
             c.fail("padding", "'pre'", data["padding"])
         output = c.get(data, "output", "str", "manifest")
         if output != "logits":   # every variant the exporter writes ends in a linear layer; softmax is numpy's
             c.fail("output", "'logits' (the only model output this runtime reads)", output)
         variants = {}
-        for name, v in c.get(data, "variants", "dict", "manifest").items():
+        entries = c.get(data, "variants", "dict", "manifest")
+        if len(entries) > MAX_VARIANTS:   # before any is read: 10,600 variants once took 24 minutes to refuse
+            c.fail("variants", f"at most {MAX_VARIANTS} variants", _Said(f"{len(entries)} variants"))
+        for name, v in entries.items():
+            c.name(name, "variants key", "a variant name")
             p = f"variants.{name}"
             c.obj(v, p)
             fmt = c.get(v, "format", "str", p)
@@ -236,21 +343,17 @@ class Manifest:
             size = c.get(v, "size", "int", p)
             if not 0 < size <= MAX_MODEL_BYTES:
                 c.fail(p + ".size", f"a size from 1 to {MAX_MODEL_BYTES} bytes", size)
-            runtimes = c.get(v, "runtimes", "dict", p)
-            for pkg, entry in runtimes.items():
-                c.obj(entry, f"{p}.runtimes.{pkg}")
-                c.get(entry, "ok", "bool", f"{p}.runtimes.{pkg}")
             variants[name] = Variant(
                 name=name,
                 file=check_file_name(c.get(v, "file", "str", p), p),
                 format=fmt, kind=kind,
-                quantization=c.get(v, "quantization", "str", p),
-                sha256=c.get(v, "sha256", "str", p), size=size,
-                inputs=[_tensor(c, t, f"{p}.inputs[{i}]") for i, t in enumerate(c.get(v, "inputs", "list", p))],
-                outputs=[_tensor(c, t, f"{p}.outputs[{i}]") for i, t in enumerate(c.get(v, "outputs", "list", p))],
-                runtimes=runtimes,
-                parity=c.get(v, "parity", "dict", p, optional=True, default={}),
-                details=c.get(v, "details", "dict", p, optional=True, default={}),
+                quantization=c.name(c.get(v, "quantization", "str", p), p + ".quantization", "a quantization name"),
+                sha256=_sha256(c, v, p), size=size,
+                inputs=_tensors(c, v, "inputs", p),
+                outputs=_tensors(c, v, "outputs", p),
+                runtimes=_runtimes(c, v, p),
+                parity={pkg: c.info(e, f"{p}.parity.{pkg}") for pkg, e in c.keyed(v, "parity", p).items()},
+                details=c.info(c.get(v, "details", "dict", p, optional=True, default={}), p + ".details"),
                 cost=_cost(c, v, fmt, p))
             _check_shapes(c, variants[name], vocab_size, window)
         if not variants:
@@ -261,7 +364,16 @@ class Manifest:
         if variants[default].kind != "window":   # a step variant cannot answer a window on its own
             c.fail("default_variant", "a window variant", default)
         preference = _preference(c, data, variants, default)
-        return cls(data, vocab_file, vocab_sha, vocab_bytes, vocab_size, window, output, default, variants, preference)
+        return cls(data, vocab_file, vocab_sha, vocab_bytes, vocab_size, window, output, default, variants, preference,
+                   tokenizer_config)
+
+    def check_tokenizer(self, tokenizer):
+        """The vocabulary's settings must be the ones the manifest records (both written by one export)."""
+        for key in TOKENIZER_FIELDS:
+            mine, theirs = self.tokenizer_config[key], tokenizer.config()[key]
+            if type(mine) is not type(theirs) or mine != theirs:   # type: true == 1 in Python
+                raise BundleInvalid(f"manifest.json tokenizer.{key} is {_short(mine)} but {self.vocab_file} says "
+                                    f"{_short(theirs)}; the bundle mixes files from two exports: re-export it")
 
 
 def _check_shapes(c, v, vocab_size, window):
@@ -300,17 +412,11 @@ class Bundle:
             raise BundleInvalid(f"{path} is not a bundle folder (expected a folder with {MANIFEST}); "
                                 "build one with nextword-export")
         raw = read_inside(path, MANIFEST, MAX_MANIFEST_BYTES, "bundle")
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
-            raise BundleInvalid(f"{MANIFEST} is not valid JSON ({e}); the bundle is damaged: re-export or copy it again") from None
-        manifest = Manifest.parse(data)
-        vocab = verified(read_inside(path, manifest.vocab_file, MAX_MANIFEST_BYTES * 16, "bundle"),
-                          manifest.vocab_file, manifest.vocab_size_bytes, manifest.vocab_sha256)
-        try:
-            tokenizer = Tokenizer.from_json(vocab.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise BundleInvalid(f"{manifest.vocab_file} is not UTF-8 ({e})") from None
+        manifest = Manifest.parse(load_json(raw, MAX_MANIFEST_VALUES, MANIFEST))
+        vocab = verified(read_inside(path, manifest.vocab_file, MAX_VOCAB_BYTES, "bundle"),
+                         manifest.vocab_file, manifest.vocab_size_bytes, manifest.vocab_sha256)
+        tokenizer = Tokenizer.from_json(vocab)
+        manifest.check_tokenizer(tokenizer)
         if tokenizer.vocab_size != manifest.vocab_size:
             raise BundleInvalid(f"vocabulary has {tokenizer.vocab_size} ids but the model outputs "
                                 f"{manifest.vocab_size}; the bundle mixes files from two exports")

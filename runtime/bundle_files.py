@@ -3,6 +3,7 @@ devices, nothing outside), bounded in size, and verified against the manifest's 
 before their bytes go anywhere."""
 
 import hashlib
+import json
 import os
 import stat
 
@@ -53,10 +54,30 @@ def verified(data, name, size, sha256):
         raise HashMismatch(f"{name}: expected {size} bytes, found {len(data)} (truncated or half-copied?); "
                            "copy the bundle again")
     digest = sha256_bytes(data)
-    if digest != sha256:
+    if digest != str(sha256).lower():   # hex in any case: the manifest parser accepts both
         raise HashMismatch(f"{name}: sha256 is {digest[:16]}…, the manifest expects {str(sha256)[:16]}…; "
                            "the file is damaged or was changed after export: copy the bundle again")
     return data
+
+
+def json_values_bound(raw):
+    """An upper bound on the values (keys included) json.loads would build from `raw` (bytes): every
+    value but the top one follows a '[', '{', ',' or ':'. Counted over all the bytes, those inside
+    strings too (a word holding a comma counts one more): no exact count costs as little."""
+    return 1 + sum(raw.count(c) for c in (b"[", b"{", b",", b":"))
+
+
+def load_json(raw, limit, name):
+    """Parse a bundle's JSON file (bytes) that may hold at most `limit` values: a file of a few MB
+    made of "[]," or "0," would otherwise cost gigabytes in json.loads before any field is checked."""
+    if json_values_bound(raw) > limit:
+        raise BundleInvalid(f"{name} has more than {limit} JSON values (counting its [ {{ , : characters); an export "
+                            "writes far fewer:"
+                            " the file is damaged or was crafted")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
+        raise BundleInvalid(f"{name} is not valid JSON ({e}); the bundle is damaged: re-export or copy it again") from None
 
 
 def folder_identity(path):

@@ -6,13 +6,26 @@ versioned JSON, never pickle.
 """
 
 import json
+import re
 from collections import OrderedDict
 
+from .bundle_files import load_json
 from .errors import BundleInvalid, InputError
+from .limits import (MAX_COUNT, MAX_FILTER_CHARS, MAX_SPLIT_CHARS, MAX_VOCAB_VALUES, MAX_VOCAB_WORDS,
+                     MAX_WORD_CHARS)
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 FORMAT = "nextword-tokenizer"
 FORMAT_VERSION = 1
+# Lone surrogates ('\ud800' in JSON) are the one thing refused inside words and settings: the exporter
+# cannot write them (vocab.json is UTF-8) and no UTF-8 terminal or JSON reader can print them. Control
+# characters, NUL included, are allowed: a corpus can hold them and Keras keeps all but \t and \n in
+# words, so refusing them would refuse bundles the exporter makes; the CLI escapes them on output.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(text):
+    return not text.isascii() and _SURROGATE.search(text) is not None
 
 
 def text_to_word_sequence(text, filters=DEFAULT_FILTERS, lower=True, split=" "):
@@ -29,12 +42,17 @@ class Tokenizer:
     def __init__(self, num_words=None, filters=DEFAULT_FILTERS, lower=True, split=" ", oov_token=None):
         if num_words is not None and (isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < 1):
             raise InputError(f"num_words must be a positive integer or None, got {num_words!r}")
-        if not isinstance(split, str) or split == "":
-            raise InputError(f"split must be a non-empty string, got {split!r}")
-        if not isinstance(filters, str):
-            raise InputError(f"filters must be a string, got {type(filters).__name__}")
-        if oov_token is not None and not isinstance(oov_token, str):
-            raise InputError(f"oov_token must be a string or None, got {type(oov_token).__name__}")
+        if not isinstance(split, str) or split == "" or len(split) > MAX_SPLIT_CHARS:
+            raise InputError(f"split must be a string of 1 to {MAX_SPLIT_CHARS} characters, got {_describe(split)}")
+        if not isinstance(filters, str) or len(filters) > MAX_FILTER_CHARS:
+            raise InputError(f"filters must be a string of at most {MAX_FILTER_CHARS} characters, got "
+                             f"{type(filters).__name__} {_describe(filters)}")
+        if oov_token is not None and (not isinstance(oov_token, str) or len(oov_token) > MAX_WORD_CHARS):
+            raise InputError(f"oov_token must be None or a string of at most {MAX_WORD_CHARS} characters, got "
+                             f"{type(oov_token).__name__} {_describe(oov_token)}")
+        for name, text in (("split", split), ("filters", filters), ("oov_token", oov_token or "")):
+            if _has_surrogate(text):
+                raise InputError(f"{name} holds a lone surrogate (not a character UTF-8 can encode): {_describe(text)}")
         self.num_words = num_words
         self.filters = filters
         self.lower = bool(lower)
@@ -154,30 +172,43 @@ class Tokenizer:
 
     @classmethod
     def from_dict(cls, data):
-        """Rebuild from `to_dict` output; any shape error is a BundleInvalid naming the field."""
+        """Rebuild from `to_dict` output; any shape error or bound crossed (runtime/limits.py,
+        vocabulary fields) is a BundleInvalid naming the field."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise BundleInvalid(f"vocabulary: expected a JSON object with format {FORMAT!r}, got {_describe(data)}")
         if data.get("format_version") != FORMAT_VERSION:
-            raise BundleInvalid(f"vocabulary: format_version {data.get('format_version')!r} is not {FORMAT_VERSION}; "
-                                "re-export the bundle with this version of nextword")
+            raise BundleInvalid(f"vocabulary: format_version {_describe(data.get('format_version'))} is not "
+                                f"{FORMAT_VERSION}; re-export the bundle with this version of nextword")
         cfg, counts = data.get("config"), data.get("word_counts")
         if not isinstance(cfg, dict) or not isinstance(counts, list):
             raise BundleInvalid("vocabulary: 'config' must be an object and 'word_counts' a list")
+        if len(counts) > MAX_VOCAB_WORDS:
+            raise BundleInvalid(f"vocabulary: word_counts holds {len(counts)} words, more than the {MAX_VOCAB_WORDS} allowed")
         if not isinstance(cfg.get("lower"), bool):
             raise BundleInvalid(f"vocabulary: config 'lower' must be true or false, got {_describe(cfg.get('lower'))}")
         document_count = data.get("document_count", 0)
-        if isinstance(document_count, bool) or not isinstance(document_count, int) or document_count < 0:
-            raise BundleInvalid(f"vocabulary: 'document_count' must be an integer >= 0, got {_describe(document_count)}")
+        if isinstance(document_count, bool) or not isinstance(document_count, int) or not 0 <= document_count <= MAX_COUNT:
+            raise BundleInvalid(f"vocabulary: 'document_count' must be an integer from 0 to {MAX_COUNT}, "
+                                f"got {_describe(document_count)}")
         try:
             tok = cls(**{k: cfg[k] for k in ("num_words", "filters", "lower", "split", "oov_token")})
-        except (KeyError, TypeError, InputError) as e:
+        except KeyError as e:
+            raise BundleInvalid(f"vocabulary: config lacks {e}") from None
+        except (TypeError, InputError) as e:
             raise BundleInvalid(f"vocabulary: bad config ({e})") from None
-        for pair in counts:
+        word_counts = tok.word_counts
+        for i, pair in enumerate(counts):
             if (not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str)
-                    or isinstance(pair[1], bool) or not isinstance(pair[1], int) or pair[1] < 1):
-                raise BundleInvalid(f"vocabulary: word_counts entries must be [word, count>0], got {_describe(pair)}")
-            tok.word_counts[pair[0]] = pair[1]
-        if len(tok.word_counts) != len(counts):
+                    or isinstance(pair[1], bool) or not isinstance(pair[1], int)):
+                raise BundleInvalid(f"vocabulary: word_counts[{i}] must be [word, count], got {_describe(pair)}")
+            word, count = pair
+            if not 1 <= len(word) <= MAX_WORD_CHARS or _has_surrogate(word):
+                raise BundleInvalid(f"vocabulary: word_counts[{i}] must hold a word of 1 to {MAX_WORD_CHARS} "
+                                    f"characters (no lone surrogates), got {len(word)} characters {_describe(word)}")
+            if not 1 <= count <= MAX_COUNT:
+                raise BundleInvalid(f"vocabulary: word_counts[{i}] count must be from 1 to {MAX_COUNT}, got {_describe(count)}")
+            word_counts[word] = count
+        if len(word_counts) != len(counts):
             raise BundleInvalid("vocabulary: a word appears twice in word_counts")
         tok.document_count = document_count
         tok._build_index()
@@ -188,11 +219,16 @@ class Tokenizer:
 
     @classmethod
     def from_json(cls, text):
-        try:
-            data = json.loads(text)
-        except (ValueError, TypeError, RecursionError) as e:
-            raise BundleInvalid(f"vocabulary is not valid JSON ({e})") from None
-        return cls.from_dict(data)
+        """From the JSON text (str or UTF-8 bytes) of a vocabulary file; at most MAX_VOCAB_VALUES
+        JSON values are parsed, so a crafted file cannot cost gigabytes before its fields are read."""
+        if isinstance(text, str):
+            try:
+                text = text.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise BundleInvalid(f"vocabulary is not valid text ({e})") from None
+        if not isinstance(text, (bytes, bytearray)):
+            raise BundleInvalid(f"vocabulary: expected JSON text, got {type(text).__name__}")
+        return cls.from_dict(load_json(bytes(text), MAX_VOCAB_VALUES, "vocabulary"))
 
     def save(self, path):
         with open(path, "w", encoding="utf-8") as f:
@@ -201,11 +237,7 @@ class Tokenizer:
     @classmethod
     def load(cls, path):
         with open(path, "rb") as f:
-            raw = f.read()
-        try:
-            return cls.from_json(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise BundleInvalid(f"vocabulary {path} is not UTF-8 ({e})") from None
+            return cls.from_json(f.read())
 
 
 def _describe(value):

@@ -467,8 +467,10 @@ def test_rehashed_vocabulary_fuzz_is_typed_error_or_working_predictor(name, data
     result = outcome(folder)
     if name in ("vocab one word fewer", "vocab one word more"):
         assert result == "BundleInvalid"    # vocabulary width must equal the model's output width
-    elif name in ("vocab words reordered", "vocab num_words huge"):
+    elif name == "vocab words reordered":
         assert result.startswith("ok")      # consistent in itself: a working (if different) predictor
+    elif name == "vocab num_words huge":    # harmless in itself, but the manifest's tokenizer block disagrees
+        assert result == "BundleInvalid"    # (agreeing, it loads: test_hardening_bundle.py)
     elif not name.startswith("vocab random"):
         assert result == "BundleInvalid", result
 
