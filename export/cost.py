@@ -17,6 +17,7 @@ import statistics
 import subprocess
 
 from nextword.runtime.child import module_argv
+from nextword.runtime.limits import MAX_PREFERENCE   # the runtime refuses longer lists
 
 from .children import failure_reason
 
@@ -25,7 +26,6 @@ RUNS = 3
 CALLS = 200
 TIMEOUT = 300
 METRICS = ("cold_start_ms", "peak_rss_mib", "call_us")
-MAX_PREFERENCE = 64
 SCORE_RULE = ("score = cold_start_ms / best + peak_rss_mib / best + call_us / best over all measured (variant, "
               "interpreter) pairs, lower is better (3.0 = best on all three); ties: higher parity top-1 "
               "agreement, then smaller file")
