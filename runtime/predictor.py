@@ -27,12 +27,12 @@ from .windowing import pad_window, pad_windows
 log = logging.getLogger(__name__)
 
 
-def _check_name(what, value, optional=True):
-    """A variant, step variant or backend name: a str (or None where optional), else ArgumentTypeError."""
-    if isinstance(value, str) or (optional and value is None):
+def _check_name(what, value):
+    """A variant, step variant or backend name: a str or None, else ArgumentTypeError (a list would
+    otherwise fail deep inside as an unhashable dict key)."""
+    if value is None or isinstance(value, str):
         return value
-    expected = "a str or None" if optional else "a str"
-    raise ArgumentTypeError(f"{what} must be {expected}, got {type(value).__name__} {value!r}"[:200])
+    raise ArgumentTypeError(f"{what} must be a str or None, got {type(value).__name__} {value!r}"[:200])
 
 
 class Predictor:
@@ -66,7 +66,7 @@ class Predictor:
     def load(cls, path, backend="auto", variant=None, num_threads=1, step_variant=None):
         """Verify the bundle, then pick a variant and an interpreter package.
 
-        backend: auto | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
+        backend: auto (or None) | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
         variant: a name from the manifest, or None: the bundle's measured preference (window variant
         x package, best first) on the installed interpreters, then its default variant and the other
         window variants, smallest first; the first that loads wins (see describe()).
@@ -74,7 +74,7 @@ class Predictor:
         closest to the window variant.
         A bundle replaced while it is read (nextword-export --force swaps the folder) is read again:
         the error is raised only if the folder did not change meanwhile (a damaged bundle)."""
-        _check_name("backend", backend, optional=False)
+        backend = "auto" if _check_name("backend", backend) is None else backend
         _check_name("variant", variant)
         _check_name("step_variant", step_variant)
         for attempt in range(3):

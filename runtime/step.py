@@ -17,7 +17,7 @@ import numpy as np
 
 from .backends import PACKAGES, check_backend, open_first, packages_for
 from .bundle import Bundle
-from .errors import ArgumentTypeError, BackendUnavailable, InputError, VariantUnavailable
+from .errors import ArgumentTypeError, BackendUnavailable, InputError, VariantUnavailable, check_threads
 from .guarded import run_checked
 from .limits import MAX_FEED_CHUNK
 from .ranking import Ranking
@@ -27,6 +27,8 @@ State = collections.namedtuple("State", "h c z")   # z: logits (V,) for the next
 
 def step_variant(manifest, name):
     """The step variant `name` of the manifest, or InputError naming the ones it has."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"step variant must be a str, got {type(name).__name__} {name!r}"[:200])
     v = manifest.variants.get(name)
     if v is None or v.kind != "step":
         steps = [n for n, x in manifest.variants.items() if x.kind == "step"]
@@ -85,6 +87,7 @@ class StepModel:
         """The named step variant of `bundle` (a Bundle or a folder) on `backend` (auto, a format or a
         package name)."""
         check_backend(backend)
+        num_threads = check_threads(num_threads)
         bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         v = step_variant(bundle.manifest, variant)
         packages = packages_for(backend, v.format)

@@ -35,6 +35,7 @@ from nextword.runtime import Predictor, Tokenizer
 from nextword.runtime.backends import import_package
 from nextword.runtime.bundle import sha256_bytes
 from nextword.runtime.errors import ArgumentTypeError, InputError, ModelError
+from nextword.runtime.step import StepModel
 from nextword.runtime.limits import MAX_FEED_CHUNK, MAX_GENERATE_WORDS, MAX_HISTORY, TAIL_BLOCK_CHARS, max_threads
 from nextword.runtime.windowing import pad_window
 from support import SEED_BUNDLE, installed_packages
@@ -356,12 +357,16 @@ def test_session_ids_must_be_integers(predictor):
 
 
 def test_load_checks_names_and_threads_before_anything(predictor):
-    for kw in ({"variant": ["x"]}, {"step_variant": ["x"]}, {"backend": ["x"]}, {"backend": None},
+    for kw in ({"variant": ["x"]}, {"step_variant": ["x"]}, {"backend": ["x"]}, {"backend": 3},
                {"variant": 3}, {"num_threads": 2.0}, {"num_threads": True}):
         _type_error(lambda: Predictor.load(SEED_BUNDLE, **kw))
     for n in (0, max_threads() + 1, 2 ** 31, 10 ** 6):
         with pytest.raises(InputError, match="num_threads"):
             Predictor.load(SEED_BUNDLE, num_threads=n)
+        with pytest.raises(InputError, match="num_threads"):
+            StepModel.load(SEED_BUNDLE, predictor.step_model().variant.name, num_threads=n)
+    _type_error(lambda: StepModel.load(SEED_BUNDLE, ["x"]), "step variant must be a str")
+    assert Predictor.load(SEED_BUNDLE, backend=None).variant.name == predictor.variant.name     # None: auto
 
 
 def test_generate_arguments_are_bounded_and_typed(predictor):
