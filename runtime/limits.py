@@ -66,6 +66,10 @@ def max_threads():
 
 
 # -- text, sessions, generation (runtime/predictor.py, session.py, cli.py) --------------------------
+MAX_GENERATE_WORDS = 10_000           # n_words of one generate() call: each word is one interpreter call
+MAX_HISTORY = 1000                    # undo depth of a session (history=); each step kept costs ~1 state
+MAX_FEED_CHUNK = 256                  # ids a session steps through per hold of the shared step lock
+TAIL_BLOCK_CHARS = 4096               # text is tokenized from its end in blocks of (at least) this many chars
 
 # -- messages (runtime/errors.py, runtime/cliutil.py) ----------------------------------------------
 MAX_ERROR_CHARS = 600                 # an error message longer than this is cut, with a note saying so

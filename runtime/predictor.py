@@ -6,6 +6,8 @@ batches and a lock for threads. Which variant runs where is runtime/choice.py's 
 """
 
 import logging
+import math
+import numbers
 import threading
 
 import numpy as np
@@ -14,13 +16,23 @@ from .choice import candidates, reason as choice_reason
 from .backends import check_backend, open_first, package_version
 from .bundle import Bundle
 from .bundle_files import folder_identity
-from .errors import BundleError, InputError, check_int as _check_int
+from .errors import ArgumentTypeError, BundleError, InputError, check_int as _check_int, check_threads
+from .guarded import run_checked
+from .limits import MAX_GENERATE_WORDS
 from .ranking import Ranking, softmax
 from .session import Session, check_session_args
 from .step import load_step_for, step_variant as check_step_variant
 from .windowing import pad_window, pad_windows
 
 log = logging.getLogger(__name__)
+
+
+def _check_name(what, value):
+    """A variant, step variant or backend name: a str or None, else ArgumentTypeError (a list would
+    otherwise fail deep inside as an unhashable dict key)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ArgumentTypeError(f"{what} must be a str or None, got {type(value).__name__} {value!r}"[:200])
 
 
 class Predictor:
@@ -39,13 +51,14 @@ class Predictor:
         self.vocab_size = m.vocab_size
         self._runner = runner
         self._lock = threading.Lock()
-        self.ranking = Ranking(self.tokenizer, self.vocab_size)
+        self.ranking = Ranking(self.tokenizer, self.vocab_size, f"variant {variant.name} on {package}")
         spec_in = variant.inputs[0]
         self._in_dtype = np.dtype(spec_in.dtype)
         # Dynamic-range quantization picks activation scales from the whole input tensor, so a batched
         # call would make one text's answer depend on the others: such variants run row by row.
         self._batched = spec_in.shape[0] == -1 and variant.quantization != "dynamic-int8"
         self._in = np.zeros((1, self.window), dtype=self._in_dtype)
+        self._one = ((1, self.vocab_size),)   # the output shape of a one-row call
         self._step, self._step_name, self._step_lock = None, None, threading.Lock()   # streaming: runtime/session.py
 
     # -- loading -----------------------------------------------------------------------------
@@ -53,7 +66,7 @@ class Predictor:
     def load(cls, path, backend="auto", variant=None, num_threads=1, step_variant=None):
         """Verify the bundle, then pick a variant and an interpreter package.
 
-        backend: auto | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
+        backend: auto (or None) | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
         variant: a name from the manifest, or None: the bundle's measured preference (window variant
         x package, best first) on the installed interpreters, then its default variant and the other
         window variants, smallest first; the first that loads wins (see describe()).
@@ -61,6 +74,9 @@ class Predictor:
         closest to the window variant.
         A bundle replaced while it is read (nextword-export --force swaps the folder) is read again:
         the error is raised only if the folder did not change meanwhile (a damaged bundle)."""
+        backend = "auto" if _check_name("backend", backend) is None else backend
+        _check_name("variant", variant)
+        _check_name("step_variant", step_variant)
         for attempt in range(3):
             before = folder_identity(path)
             try:
@@ -72,7 +88,7 @@ class Predictor:
     @classmethod
     def _load(cls, path, backend, variant, num_threads, step_variant):
         check_backend(backend)
-        num_threads = _check_int("num_threads", num_threads, 1)
+        num_threads = check_threads(num_threads)
         bundle = Bundle.open(path)
         m = bundle.manifest
         windows = [v for v in m.variants.values() if v.kind == "window"]
@@ -92,41 +108,51 @@ class Predictor:
     def ids(self, text):
         """The token ids the model sees for `text` (before windowing)."""
         if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
+            raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
         return self.tokenizer.text_to_ids(text)
+
+    def _tail(self, text):
+        """The last `window` ids of `text`: only the end of a long text is tokenized (Tokenizer.tail_ids)."""
+        if not isinstance(text, str):
+            raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
+        return self.tokenizer.tail_ids(text, self.window)
 
     def window_for(self, text):
         """The (window,) id array for `text`: its last `window` ids, pre-padded with 0."""
-        return pad_window(self.ids(text), self.window, dtype=self._in_dtype)
+        return pad_window(self._tail(text), self.window, dtype=self._in_dtype)
 
-    def _run(self, x):
-        return self._runner.run([x])[0]
+    def _run(self, x, rows=1):
+        """One interpreter call; outputs checked against the manifest (runtime/guarded.py)."""
+        shapes = self._one if rows == 1 else ((rows, self.vocab_size),)
+        return run_checked(self._runner, [x], self.variant, self.package, shapes)[0]
 
     def logits(self, windows):
         """Raw scores (log-probabilities up to a constant) for a (B, window) id array."""
         windows = np.asarray(windows)
         if windows.ndim != 2 or windows.shape[1] != self.window:
             raise InputError(f"windows must have shape (batch, {self.window}), got {windows.shape}")
+        if windows.dtype.kind not in "iu" and windows.size:
+            raise ArgumentTypeError(f"windows must hold integer token ids, got dtype {windows.dtype}")
         if windows.size and (windows.min() < 0 or windows.max() >= self.vocab_size):
             raise InputError(f"window ids must be in 0..{self.vocab_size - 1}")
         x = windows.astype(self._in_dtype, copy=False)
         with self._lock:
             if self._batched:
-                out = np.array(self._run(x), dtype=np.float32)
+                out = np.array(self._run(x, len(x)), dtype=np.float32)
             else:
                 out = np.empty((len(x), self.vocab_size), dtype=np.float32)
                 buf = self._in
                 for i in range(len(x)):
                     buf[0] = x[i]
                     out[i] = self._run(buf)[0]
-        return out
+        return self.ranking.check(out)
 
     def probabilities(self, windows):
         """Softmax over the vocabulary (id 0 included, as the Keras model has it) for (B, window) ids."""
         return softmax(self.logits(windows))
 
     def _logits_one(self, text):
-        ids = self.ids(text)
+        ids = self._tail(text)
         with self._lock:
             pad_window(ids, self.window, out=self._in[0])
             return self._run(self._in)[0]
@@ -149,7 +175,7 @@ class Predictor:
     def top_k_batch(self, texts, k=5):
         """top_k for many texts in one interpreter pass where the variant takes a batch."""
         if isinstance(texts, str) or not hasattr(texts, "__iter__"):
-            raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
+            raise ArgumentTypeError(f"texts must be a list of str, got {type(texts).__name__}")
         k = _check_int("k", k, 1)
         texts = list(texts)
         if not texts:
@@ -160,16 +186,28 @@ class Predictor:
     def generate(self, text, n_words=4, strategy="greedy", temperature=1.0, top_k=None, seed=None):
         """Continue `text` by n_words words; returns the new words as a list.
         greedy: the most likely word each step. sample: draw from softmax(logits / temperature),
-        restricted to the top_k words when top_k is given; `seed` makes it repeatable."""
+        restricted to the top_k words when top_k is given; `seed` (None or an int >= 0) makes it
+        repeatable. At most MAX_GENERATE_WORDS words a call. Any finite temperature > 0 works: scores
+        are shifted to max 0 before dividing, so a tiny one is greedy sampling, never an overflow."""
         n_words = _check_int("n_words", n_words, 0)
+        if n_words > MAX_GENERATE_WORDS:
+            raise InputError(f"n_words must be at most {MAX_GENERATE_WORDS}, got {n_words}")
         if strategy not in ("greedy", "sample"):
             raise InputError(f"strategy must be 'greedy' or 'sample', got {strategy!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise InputError(f"temperature must be a number > 0, got {temperature!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+            raise ArgumentTypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r}")
+        try:
+            t = float(temperature)
+        except OverflowError:   # an int beyond float range
+            t = math.inf
+        if not (math.isfinite(t) and t > 0):
+            raise InputError(f"temperature must be a finite number > 0, got {temperature!r}"[:200])
         if top_k is not None:
             top_k = _check_int("top_k", top_k, 1)
+        if seed is not None:
+            seed = _check_int("seed", seed, 0)
         rng = np.random.default_rng(seed)
-        context = self.ids(text)[-self.window:]
+        context = self._tail(text)
         words = []
         for _ in range(n_words):
             z = self.logits(pad_windows([context], self.window, dtype=self._in_dtype))[0].astype(np.float64)
@@ -177,7 +215,8 @@ class Predictor:
             if strategy == "greedy":
                 nxt = int(np.argmax(z))
             else:
-                z = z / temperature
+                with np.errstate(over="ignore", under="ignore"):
+                    z = (z - z.max()) / t   # <= 0 everywhere: overflow can only reach -inf
                 if top_k is not None and top_k < self.ranking.suggestible:
                     cut = np.partition(z, -top_k)[-top_k]
                     z[z < cut] = -np.inf
@@ -200,7 +239,7 @@ class Predictor:
     def session(self, mode="stream", history=20):
         """A streaming session: feed words, get suggestions, one LSTM step per word (mode "stream") or
         the window model's exact answer (mode "exact"); `history` bounds undo. See runtime/session.py."""
-        check_session_args(mode, history)   # before loading anything
+        check_session_args(mode, history)   # before loading anything (history <= limits.MAX_HISTORY)
         return Session(self.step_model(), mode=mode, history=history)
 
     # -- description -------------------------------------------------------------------------

@@ -27,13 +27,20 @@ words, or empty text, changes nothing. Feed whole words: "hel" then "lo" are two
 Suggestions never include padding or OOV (runtime/ranking.py, as on the window path). Sessions are independent and cheap
 (a few arrays); one Predictor serves any number of them, its step interpreter guarded by a lock. A
 single Session is not meant to be shared between threads.
+
+Long input: text is tokenized in pieces (Tokenizer.iter_ids) and stepped through in chunks of
+MAX_FEED_CHUNK ids per hold of the shared step lock, so a session fed a whole book keeps memory
+O(history) and lets other sessions' calls in between its chunks; the time is one step per word, as
+stream mode needs. Undo goes back at most `history` steps (0 .. MAX_HISTORY). A feed that fails
+(ModelError from a damaged model) leaves the session as it was before that feed.
 """
 
 import collections
 
 import numpy as np
 
-from .errors import InputError, check_int as _check_int
+from .errors import ArgumentTypeError, InputError, check_int as _check_int
+from .limits import MAX_HISTORY
 from .ranking import softmax
 from .step import StepModel
 
@@ -43,8 +50,11 @@ DEFAULT_HISTORY = 20
 
 def check_session_args(mode, history):
     if mode not in MODES:
-        raise InputError(f"mode must be 'stream' or 'exact', got {mode!r}")
-    return _check_int("history", history, 0)
+        raise InputError(f"mode must be 'stream' or 'exact', got {mode!r}"[:200])
+    history = _check_int("history", history, 0)
+    if history > MAX_HISTORY:
+        raise InputError(f"history (undo depth) must be at most {MAX_HISTORY}, got {history}")
+    return history
 
 
 class Session:
@@ -73,27 +83,39 @@ class Session:
         """Words typed (whole words); advances the state one step per known word. Returns how many
         steps (ids) it added; unknown words dropped by the tokenizer add none."""
         if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        return self._feed(self.step_model.tokenizer.text_to_ids(text))
+            raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
+        return self._feed(self.step_model.tokenizer.iter_ids(text))
 
     def feed_ids(self, ids):
-        """Token ids instead of text (0..vocab_size-1; 0 is padding)."""
-        return self._feed(self.step_model.check_ids(ids))
+        """Token ids instead of text: ints (or a 1-D integer array) in 0..vocab_size-1; 0 is padding."""
+        return self._feed([self.step_model.check_ids(ids)])
 
-    def _feed(self, ids):
-        if not ids:
-            return 0
-        if self.mode == "stream":
-            states = self.step_model.advance(self._state, ids)
-            self._past.append(self._state)
-            self._past.extend(states[:-1])
-            self._state = states[-1]
-        else:
-            self._ids.extend(ids)
-            self._state = None
-        self._steps += len(ids)
-        self._undoable = min(self._undoable + len(ids), self.history)
-        return len(ids)
+    def _feed(self, pieces):
+        """Feed lists of ids in turn; on any error the session is put back as it was."""
+        saved = (self._state, self._steps, self._undoable,
+                 collections.deque(self._past, maxlen=self.history) if self.mode == "stream" else None,
+                 collections.deque(self._ids, maxlen=self._ids.maxlen) if self.mode == "exact" else None)
+        fed = 0
+        try:
+            for ids in pieces:
+                if not ids:
+                    continue
+                if self.mode == "stream":
+                    self._state = self.step_model.advance(self._state, ids, self._past)
+                else:
+                    self._ids.extend(ids)
+                    self._state = None
+                fed += len(ids)
+                self._steps += len(ids)
+                self._undoable = min(self._undoable + len(ids), self.history)
+        except BaseException:
+            self._state, self._steps, self._undoable, past, kept = saved
+            if self.mode == "stream":
+                self._past = past
+            else:
+                self._ids = kept
+            raise
+        return fed
 
     def undo(self, n=1):
         """Back n steps (the last n known words fed), at most `history` since the last reset.
@@ -131,12 +153,13 @@ class Session:
         return self._state
 
     def logits(self):
-        """Scores (log-probabilities up to a constant) for the next word, (vocab_size,) float32."""
-        return self._current().z.copy()
+        """Scores (log-probabilities up to a constant) for the next word, (vocab_size,) float32;
+        ModelError if the model answered NaN or an infinity."""
+        return self.step_model.ranking.check(self._current().z).copy()
 
     def probabilities(self):
         """Softmax over the vocabulary (id 0 included, as Predictor.probabilities has it)."""
-        return softmax(self._current().z)
+        return softmax(self.step_model.ranking.check(self._current().z))
 
     def top_k(self, k=5):
         """The k most likely next words with their probabilities, best first (as Predictor.top_k)."""

@@ -2,8 +2,13 @@
 h', c'), and which step variant a predictor's sessions use. Sessions (runtime/session.py) carry the
 state between words; this module only steps.
 
-Padding states are cached: `pad_state(k)` is the state after k steps over id 0 from the zero state,
-so the window model's input for a context of n < window ids costs n steps (exact_state)."""
+Padding states are cached: `pad_state(k)` is the state after k padding steps over id 0 from the zero state,
+so the window model's input for a context of n < window ids costs n steps (exact_state).
+
+One StepModel serves every session of a predictor, so its interpreter sits behind one lock, a fair
+(first come, first served) one held for at most MAX_FEED_CHUNK steps at a time: a session fed a
+whole book steps through it in chunks and other sessions' calls get in between. Every interpreter
+call's outputs are checked against the manifest's shapes (runtime/guarded.py)."""
 
 import collections
 import threading
@@ -12,7 +17,9 @@ import numpy as np
 
 from .backends import PACKAGES, check_backend, open_first, packages_for
 from .bundle import Bundle
-from .errors import BackendUnavailable, InputError, VariantUnavailable
+from .errors import ArgumentTypeError, BackendUnavailable, InputError, VariantUnavailable, check_threads
+from .guarded import run_checked
+from .limits import MAX_FEED_CHUNK
 from .ranking import Ranking
 
 State = collections.namedtuple("State", "h c z")   # z: logits (V,) for the next word after this state
@@ -20,11 +27,36 @@ State = collections.namedtuple("State", "h c z")   # z: logits (V,) for the next
 
 def step_variant(manifest, name):
     """The step variant `name` of the manifest, or InputError naming the ones it has."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"step variant must be a str, got {type(name).__name__} {name!r}"[:200])
     v = manifest.variants.get(name)
     if v is None or v.kind != "step":
         steps = [n for n, x in manifest.variants.items() if x.kind == "step"]
         raise InputError(f"unknown step variant {name!r}; this bundle has {', '.join(steps) or 'none'}")
     return v
+
+
+class FairLock:
+    """A lock granted in the order it was asked for (tickets), so a thread that releases it and asks
+    again at once queues behind the threads already waiting (threading.Lock lets it barge in)."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._next = 0       # the next ticket handed out
+        self._serving = 0    # the ticket that holds the lock
+
+    def __enter__(self):
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while self._serving != ticket:
+                self._cond.wait()
+        return self
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
 
 
 class StepModel:
@@ -41,11 +73,13 @@ class StepModel:
         if c_spec.shape[-1] != self.units or any(o.shape[-1] != self.units for o in variant.outputs[1:]):
             raise VariantUnavailable(f"variant {variant.name}: h, c, h_out and c_out must have the same width")
         self._runner = runner
-        self._lock = threading.Lock()
+        self._lock = FairLock()
         self._pads_lock = threading.Lock()
         self._pads = None
         self._ids = np.zeros((1, 1), dtype=np.dtype(ids_spec.dtype))
-        self.ranking = Ranking(self.tokenizer, self.vocab_size)   # as the window path ranks
+        self._shapes = ((1, self.vocab_size), (1, self.units), (1, self.units))
+        self.calls = 0   # interpreter calls made so far (all sessions)
+        self.ranking = Ranking(self.tokenizer, self.vocab_size, f"step variant {variant.name} on {package}")
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
@@ -53,6 +87,7 @@ class StepModel:
         """The named step variant of `bundle` (a Bundle or a folder) on `backend` (auto, a format or a
         package name)."""
         check_backend(backend)
+        num_threads = check_threads(num_threads)
         bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         v = step_variant(bundle.manifest, variant)
         packages = packages_for(backend, v.format)
@@ -69,33 +104,35 @@ class StepModel:
         """One interpreter call; the caller holds the lock."""
         ids = self._ids
         ids[0, 0] = token
-        logits, h, c = self._runner.run([ids, h, c])
+        self.calls += 1
+        logits, h, c = run_checked(self._runner, [ids, h, c], self.variant, self.package, self._shapes)
         # the interpreters hand back fresh arrays (TFLite get_tensor copies), so no copy is made here
-        return State(h, c, np.asarray(logits, dtype=np.float32).reshape(-1))
+        return State(h, c, logits.reshape(-1))
 
-    def advance(self, state, ids):
-        """The states after each id in turn (one step each), starting from `state`."""
-        out = []
-        with self._lock:
-            for token in ids:
-                state = self._step(token, state.h, state.c)
-                out.append(state)
-        return out
+    def advance(self, state, ids, past=None):
+        """The state after stepping through `ids` from `state`. `past`, if given (a bounded deque),
+        receives the state before each step, so a caller keeps its undo history without a list of
+        every state. The lock is held for at most MAX_FEED_CHUNK steps at a time."""
+        for i in range(0, len(ids), MAX_FEED_CHUNK):
+            with self._lock:
+                for token in ids[i:i + MAX_FEED_CHUNK]:
+                    if past is not None:
+                        past.append(state)
+                    state = self._step(token, state.h, state.c)
+        return state
 
     def run(self, ids, state=None):
         """The state after running `ids` from `state` (default: the zero state)."""
-        state = self.zero_state() if state is None else state
-        with self._lock:
-            for token in ids:
-                state = self._step(token, state.h, state.c)
-        return state
+        return self.advance(self.zero_state() if state is None else state, ids)
 
     def pad_state(self, k):
         """The state after k padding steps (id 0) from the zero state, 0 <= k <= window; cached."""
         if self._pads is None:
             with self._pads_lock:
                 if self._pads is None:
-                    self._pads = [self.zero_state()] + self.advance(self.zero_state(), [0] * self.window)
+                    pads = collections.deque()
+                    last = self.advance(self.zero_state(), [0] * self.window, pads)
+                    self._pads = list(pads) + [last]
         return self._pads[k]
 
     def start_state(self):
@@ -110,7 +147,21 @@ class StepModel:
         return self.run(ids, self.pad_state(self.window - n)) if n else self.pad_state(self.window)
 
     def check_ids(self, ids):
-        ids = [int(i) for i in ids]
+        """`ids` as a list of int: a sequence of Python ints or numpy integers, or a 1-D integer array.
+        A str, floats (1.9 would silently become 1) and bools are refused with ArgumentTypeError."""
+        if isinstance(ids, np.ndarray):
+            if ids.dtype.kind not in "iu" or ids.ndim != 1:
+                raise ArgumentTypeError(f"ids must be a 1-D array of integer token ids, got {ids.ndim}-D {ids.dtype}")
+            ids = ids.tolist()
+        elif isinstance(ids, (str, bytes, bytearray)) or not hasattr(ids, "__iter__"):
+            raise ArgumentTypeError(f"ids must be a sequence of int token ids, got {type(ids).__name__}; "
+                                    "feed text with feed()")
+        else:
+            ids = list(ids)
+            for i in ids:
+                if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+                    raise ArgumentTypeError(f"ids must be int token ids, got {type(i).__name__} {i!r}"[:200])
+            ids = [int(i) for i in ids]
         if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
             raise InputError(f"ids must be in 0..{self.vocab_size - 1}")
         return ids

@@ -10,9 +10,9 @@ import re
 from collections import OrderedDict
 
 from .bundle_files import load_json
-from .errors import BundleInvalid, InputError
+from .errors import ArgumentTypeError, BundleInvalid, InputError
 from .limits import (MAX_COUNT, MAX_FILTER_CHARS, MAX_SPLIT_CHARS, MAX_VOCAB_VALUES, MAX_VOCAB_WORDS,
-                     MAX_WORD_CHARS)
+                     MAX_WORD_CHARS, TAIL_BLOCK_CHARS)
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 FORMAT = "nextword-tokenizer"
@@ -156,6 +156,78 @@ class Tokenizer:
             if i < size:
                 table[i] = w
         return table
+
+    # -- long texts: tokenize only what is needed, piece by piece -----------------------------
+    # A text can be cut before position p without changing its words when the character at p-1 becomes
+    # the separator (after lowercasing and filtering) and stops Python's one context rule of lower(),
+    # the final sigma (a character neither cased nor case-ignorable). Multi-character separators that
+    # can overlap themselves ("aa") make matches depend on where the scan starts: no cuts then.
+    def _cut_pattern(self):
+        """A compiled regex of the characters a text may be cut after, or None (no safe cut)."""
+        if "_cut_re" not in self.__dict__:
+            split = self.split
+            if len(split) == 1:
+                chars = set(self.filters) | {split}
+            elif any(split[:k] == split[-k:] for k in range(1, len(split))):
+                chars = set()      # a self-overlapping separator: word boundaries depend on the whole text
+            else:
+                chars = set(self.filters)
+            ok = []
+            for c in sorted(chars):
+                low = c.lower() if self.lower else c
+                if low.translate(self._translate) != split:
+                    continue
+                if self.lower and ("A" + c + "\u03a3").lower()[-1] != "\u03c3":   # cased or case-ignorable
+                    continue
+                ok.append(re.escape(c))
+            self._cut_re = re.compile("[" + "".join(ok) + "]") if ok else None
+        return self._cut_re
+
+    def _cut_after(self, text, start, end):
+        """The smallest p in (start, end) such that text may be cut before p, or None."""
+        pattern = self._cut_pattern()
+        m = pattern.search(text, start, end - 1) if pattern is not None and end - start > 1 else None
+        return None if m is None else m.end()
+
+    def tail_ids(self, text, n, block=TAIL_BLOCK_CHARS):
+        """text_to_ids(text)[-n:] without tokenizing the whole text: blocks are tokenized from the end
+        (each cut where the words cannot change) until n ids are found. A 100 MB text costs what
+        its last few words cost. Falls back to the whole text when the tokenizer allows no cut."""
+        if not isinstance(text, str):
+            raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
+        if n <= 0:
+            return []
+        if len(text) <= block or self._cut_pattern() is None:
+            return self.text_to_ids(text)[-n:]
+        pieces, found, end = [], 0, len(text)
+        while end > 0 and found < n:
+            size = block
+            while True:
+                start = max(0, end - size)
+                cut = 0 if start == 0 else self._cut_after(text, start, end)
+                if cut is not None:
+                    break
+                size *= 2   # no safe cut in this block: take a longer one
+            ids = self.text_to_ids(text[cut:end])
+            pieces.append(ids)
+            found += len(ids)
+            end = cut
+        out = [i for ids in reversed(pieces) for i in ids]
+        return out[-n:]
+
+    def iter_ids(self, text, block=TAIL_BLOCK_CHARS):
+        """text_to_ids(text) in pieces, first to last (concatenated they are exactly text_to_ids(text)):
+        a long text is never held as one list of ids nor lowercased as a whole."""
+        if not isinstance(text, str):
+            raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
+        start, total = 0, len(text)
+        while start < total:
+            cut = self._cut_after(text, start + block - 1, total) if start + block < total else None
+            cut = total if cut is None else cut
+            ids = self.text_to_ids(text[start:cut])
+            if ids:
+                yield ids
+            start = cut
 
     # -- persistence -------------------------------------------------------------------------
     def config(self):
