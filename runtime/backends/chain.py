@@ -4,7 +4,7 @@ import logging
 
 from ..allowlist.tflite import check_tflite_structure
 from ..errors import BackendUnavailable, VariantUnavailable
-from .onnx import OnnxBackend
+from .onnx import OnnxBackend, refuse_unless_allowed
 from .packages import PACKAGES, import_package
 from .probe import probe_once
 from .tflite import TfliteBackend
@@ -29,6 +29,8 @@ def open_backend(model_bytes, variant, package, num_threads=1, sha256=None, guar
         except Exception as e:  # pure Python: a malformed file is an exception here, not a crash
             raise VariantUnavailable(f"{variant.file} is not a well-formed TFLite file ({e}); {package} would read "
                                      "outside it, so it is refused") from None
+    if guard and variant.format == "onnx":
+        refuse_unless_allowed(model_bytes, variant, package)   # a probe's child is an interpreter too
     if guard:
         probe_once(model_bytes, variant, package, sha256)
     return ADAPTERS[variant.format](model_bytes, variant, package, num_threads)
