@@ -27,13 +27,19 @@ from nextword.runtime.bundle import Bundle, sha256_bytes
 from nextword.runtime.errors import InputError, VariantUnavailable
 from support import SEED_BUNDLE, installed_packages, run_cli
 
-ORT = [p for p in installed_packages() if p == "onnxruntime"]
-needs_ort = pytest.mark.parametrize("package", ORT)
+ORT = "onnxruntime" in installed_packages()
+
+
+def needs_ort(test):
+    """An onnxruntime case: run as package=onnxruntime, skipped (with the reason) where it is not installed."""
+    test = pytest.mark.parametrize("package", ["onnxruntime"])(test)
+    return pytest.mark.skipif(not ORT, reason="onnxruntime is not installed here (the legacy stack)")(test)
+
+
 with open(os.path.join(SEED_BUNDLE, "manifest.json"), encoding="utf-8") as _f:
     MANIFEST = json.load(_f)
 ONNX_VARIANTS = sorted(n for n, v in MANIFEST["variants"].items() if v["format"] == "onnx")
 SECRET = b"TOP-SECRET-KEY: hunter2; " * 20     # 500 bytes >= one 11 x 11 float32 table (484 bytes)
-IDS = [[0, 0, 0, 0]]
 
 
 def _refusal(data):
@@ -63,6 +69,18 @@ def test_every_onnx_file_of_a_fresh_export_passes(tiny_bundle_dir):
     assert len(onnx) == 4
     for v in onnx:
         check_onnx(b.model_bytes(v))
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("opset", [13, 18])
+def test_the_exporters_opset_range_ends_pass(keras_model, opset):
+    """--opset takes 13..18: both ends, every ONNX family and kind, pass (17 is covered above)."""
+    from nextword.export.step import convert_step_onnx
+    from nextword.export.window import convert_onnx
+    for convert in (convert_onnx, convert_step_onnx):
+        for family in ("float32", "dynamic-int8"):
+            data, _ = convert(keras_model, family, opset=opset)
+            check_onnx(data)
 
 
 def test_the_crafted_benign_model_passes():
@@ -126,6 +144,8 @@ REFUSED = [
     ("ai.onnx imported twice", lambda: C.window_model(opsets=(("", 17), ("ai.onnx", 13))), "twice"),
     ("no opset", lambda: C.window_model(opsets=()), "no ai.onnx opset"),
     ("IR version 99", lambda: C.window_model(ir_version=99), "IR version 99"),
+    ("ort_config metadata (session options, threads included)", lambda: C.window_model(model_extra=C.f_bytes(
+        14, C.entry("ort_config", '{"session_options": {"intra_op_num_threads": 1000000}}'))), "'ort_config'"),
     ("training info", lambda: C.window_model(model_extra=C.f_bytes(20, b"")), "field 20"),
     # tensors
     ("string tensor", lambda: C.window_model(extra_inits=[C.tensor("s", [2], C.STRING, strings=[b"a", b"b"])]),

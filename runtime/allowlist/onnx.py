@@ -14,6 +14,7 @@ dynamic-int8 through onnxruntime's quantize_dynamic; no float16 ONNX variant exi
   `If`, so bodies are refused rather than bounded (a trip count or a condition is data, computed at
   run time: no static bound on it would be sound);
 - tensor types the exporter uses, and every constant's payload exactly product(dims) x item size;
+- metadata keys the exporter writes (onnxruntime can take session options from an `ort_config` entry);
 - counts (nodes, initializers, inputs and outputs, value infos, attributes, dims, metadata) bounded
   by runtime/limits.py.
 
@@ -42,6 +43,9 @@ ONNX_OPS = {
         "Squeeze", "Tanh", "Transpose", "Unsqueeze"}),
     "com.microsoft": frozenset({"DynamicQuantizeLSTM"}),
 }
+# metadata_props keys export/onnx_format.finish writes. Others are refused: onnxruntime reads session options
+# (threads included) from an "ort_config" entry when ORT_LOAD_CONFIG_FROM_MODEL=1 is in the environment.
+ONNX_METADATA_KEYS = frozenset({"nextword_format_version", "output", "vocab_size", "window", "kind", "units"})
 # TensorProto.DataType -> item size: float32, uint8, int8, int32, int64, bool (no strings: variable size)
 ONNX_TENSOR_TYPES = {1: 4, 2: 1, 3: 1, 6: 4, 7: 8, 9: 1}
 # which repeated field holds a typed (not raw_data) payload, by data type
@@ -288,6 +292,9 @@ def check_onnx(data):
           f"accepted {ONNX_IR_VERSIONS.start}..{ONNX_IR_VERSIONS.stop - 1}")
     _need(not model.get("functions"), "the model defines local functions, which the exporter never writes")
     _check_count(model.get("metadata_props", []), MAX_ONNX_METADATA, "metadata entries")
+    for e in model.get("metadata_props", []):
+        _need(e.get("key") in ONNX_METADATA_KEYS, f"metadata key {e.get('key')!r} is not one the exporter writes "
+              f"({', '.join(sorted(ONNX_METADATA_KEYS))})")
     opsets = _check_opsets(model)
     graph = model.get("graph")
     _need(graph is not None, "the model has no graph")
