@@ -13,7 +13,6 @@ import json
 import os
 import random
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ import pytest
 import crafted_onnx as C
 from nextword.runtime import Predictor, limits
 from nextword.runtime.allowlist.onnx import ONNX_OPS, ONNX_OPSETS, OnnxRefused, check_onnx
+from nextword.runtime.backends.chain import open_backend
+from nextword.runtime.backends.onnx import OnnxBackend
 from nextword.runtime.bundle import Bundle, sha256_bytes
 from nextword.runtime.errors import InputError, VariantUnavailable
 from support import SEED_BUNDLE, installed_packages, run_cli
@@ -396,7 +397,6 @@ def test_loop_is_refused_at_load_on_the_api_and_the_cli(package, tmp_path):
 @needs_ort
 @pytest.mark.parametrize("threads", [10 ** 6, 2 ** 31, limits.max_threads() + 1, 0, -1])
 def test_out_of_range_threads_are_an_input_error_before_onnxruntime(package, threads):
-    from nextword.runtime.backends.onnx import OnnxBackend
     b = Bundle.open(SEED_BUNDLE)
     v = b.manifest.variants["onnx-float32"]
     started = time.monotonic()
@@ -411,7 +411,6 @@ def test_out_of_range_threads_are_an_input_error_before_onnxruntime(package, thr
 @needs_ort
 @pytest.mark.parametrize("threads", [1.5, "2", True])
 def test_thread_counts_of_the_wrong_type_are_refused(package, threads):
-    from nextword.runtime.backends.onnx import OnnxBackend
     b = Bundle.open(SEED_BUNDLE)
     v = b.manifest.variants["onnx-float32"]
     with pytest.raises(TypeError):
@@ -427,7 +426,6 @@ def test_the_largest_thread_count_still_loads(package):
 @needs_ort
 def test_a_refused_file_on_an_explicit_guard_never_reaches_the_probe_child(package, tmp_path):
     """open_backend(guard=True) checks ONNX before its child-process probe runs onnxruntime on the bytes."""
-    from nextword.runtime.backends.chain import open_backend
     bundle = _rehashed(tmp_path, {"onnx-float32": C.loop_model()})
     b = Bundle.open(bundle)
     v = b.manifest.variants["onnx-float32"]

@@ -68,7 +68,8 @@ _TENSOR = {
     1: Field("dims", "int64", repeated=True), 2: Field("data_type", "int32"),
     4: Field("float_data", "count_fixed32", repeated=True), 5: Field("int32_data", "count_varint", repeated=True),
     6: Field("string_data", "count_bytes", repeated=True), 7: Field("int64_data", "count_varint", repeated=True),
-    8: Field("name", "string"), 9: Field("raw_data", "length"), 10: Field("double_data", "count_fixed64", repeated=True),
+    8: Field("name", "string"), 9: Field("raw_data", "length"),
+    10: Field("double_data", "count_fixed64", repeated=True),
     11: Field("uint64_data", "count_varint", repeated=True), 12: Field("doc_string", "string"),
     13: Field("external_data", "message", repeated=True, schema=_ENTRY), 14: Field("data_location", "int32"),
     16: Field("metadata_props", "message", repeated=True, schema=_ENTRY),
@@ -211,7 +212,8 @@ def _check_tensor(t, where):
         elements *= d
     present = [k for k in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
                            "string_data") if k in t]
-    _need(len(present) <= 1, f"{name} holds its values in {len(present)} fields ({', '.join(present)}); one is expected")
+    _need(len(present) <= 1,
+          f"{name} holds its values in {len(present)} fields ({', '.join(present)}); one is expected")
     if not present:
         _need(elements == 0, f"{name} has shape {dims} but holds no values")
         return

@@ -153,6 +153,7 @@ class Reader:
                 return 1
             if wire == BYTES:
                 if (chunk[1] - chunk[0]) % size:
-                    raise ProtobufError(f"{at} holds {chunk[1] - chunk[0]} bytes, not a whole number of {size}-byte values")
+                    raise ProtobufError(f"{at} holds {chunk[1] - chunk[0]} bytes, not a whole number of "
+                                        f"{size}-byte values")
                 return (chunk[1] - chunk[0]) // size
         raise ProtobufError(f"{at} arrives with wire type {wire}, which its type ({kind}) never uses")
