@@ -54,6 +54,19 @@ PROBE_CACHE_MAX_ENTRIES = 256         # check-process verdicts kept on disk (run
 PROBE_CACHE_ENTRY_BYTES = 4096        # a cache entry larger than this is ignored (and the file checked again)
 
 # -- ONNX allow-list (runtime/allowlist/onnx.py) --------------------------------------------------
+MAX_ONNX_DEPTH = 16                   # nested protobuf messages (3 per subgraph level; the exporter needs 6)
+MAX_ONNX_FIELDS = 1 << 18             # protobuf fields read in one file: bounds the pure-Python walk (~1 s;
+                                      # the exporter writes ~1,000: weights are one raw_data field each)
+MAX_ONNX_STRING_BYTES = 1 << 16       # one name, doc string or metadata value
+MAX_ONNX_NODES = 10_000               # graph nodes (the exporter writes 24-40: the LSTM is one fused node)
+MAX_ONNX_INITIALIZERS = 10_000        # constant tensors (the exporter writes 9-21)
+MAX_ONNX_VALUE_INFO = 20_000          # intermediate tensor descriptions
+MAX_ONNX_GRAPH_IO = 16                # graph inputs, and outputs (the exporter writes 1 or 3)
+MAX_ONNX_NODE_IO = 64                 # inputs, and outputs, of one node (LSTM takes 8)
+MAX_ONNX_ATTRIBUTES = 32              # attributes of one node
+MAX_ONNX_LIST = 4096                  # entries of one list-valued attribute
+MAX_ONNX_RANK = 8                     # dimensions of one tensor
+MAX_ONNX_METADATA = 64                # metadata_props entries
 
 # -- interpreters (runtime/backends/) ---------------------------------------------------------------
 THREADS_PER_CORE = 4                  # num_threads may be 1 .. THREADS_PER_CORE x cores

@@ -4,7 +4,7 @@ import logging
 
 from ..allowlist.tflite import check_tflite
 from ..errors import BackendUnavailable, VariantUnavailable, check_threads
-from .onnx import OnnxBackend
+from .onnx import OnnxBackend, refuse_unless_allowed
 from .packages import PACKAGES, import_package
 from .probe import probe_once
 from .tflite import TfliteBackend
@@ -27,6 +27,8 @@ def open_backend(model_bytes, variant, package, num_threads=1, sha256=None, guar
     import_package(package)  # a missing package is BackendUnavailable before any probing
     if variant.format == "tflite":
         check_tflite(model_bytes, variant.file, package)
+    if guard and variant.format == "onnx":
+        refuse_unless_allowed(model_bytes, variant, package)   # a probe's child is an interpreter too
     if guard:
         probe_once(model_bytes, variant, package, sha256)
     return ADAPTERS[variant.format](model_bytes, variant, package, num_threads)

@@ -1,12 +1,26 @@
-"""The ONNX adapter: onnxruntime on the CPU provider, fed from memory (verified bytes)."""
+"""The ONNX adapter: onnxruntime on the CPU provider, fed from memory (verified bytes), only after the
+file passed the allow-list (runtime/allowlist/onnx.py) and with a bounded thread count."""
 
-from ..errors import VariantUnavailable
+from ..allowlist.onnx import OnnxRefused, check_onnx
+from ..errors import VariantUnavailable, check_threads
 from .packages import import_package
 from .tensors import match
 
 
+def refuse_unless_allowed(model_bytes, variant, package):
+    """VariantUnavailable unless the file is an ONNX model of the kind nextword's exporter writes (no
+    external data, allowed operators and opsets, bounded sizes): checked before onnxruntime, or a child
+    process running it, sees a byte."""
+    try:
+        check_onnx(model_bytes)
+    except OnnxRefused as e:
+        raise VariantUnavailable(f"{variant.file} is refused before {package} sees it: {e}") from None
+
+
 class OnnxBackend:
     def __init__(self, model_bytes, variant, package, num_threads):
+        num_threads = check_threads(num_threads)   # 10**6 made onnxruntime allocate 24 GB before dying
+        refuse_unless_allowed(model_bytes, variant, package)
         ort = import_package(package)
         self.package = package
         opts = ort.SessionOptions()
