@@ -420,6 +420,9 @@ class Bundle:
         if tokenizer.vocab_size != manifest.vocab_size:
             raise BundleInvalid(f"vocabulary has {tokenizer.vocab_size} ids but the model outputs "
                                 f"{manifest.vocab_size}; the bundle mixes files from two exports")
+        if not any(w for i, w in enumerate(tokenizer.id_to_word_table()) if i != tokenizer.oov_id):
+            raise BundleInvalid(f"{manifest.vocab_file} holds no word a suggestion could name (only padding and the "
+                                "OOV token); train on a corpus with words")
         return cls(path, manifest, tokenizer, sha256_bytes(raw))
 
     def model_bytes(self, variant):

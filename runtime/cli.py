@@ -10,8 +10,8 @@ import sys
 from . import cliutil
 from .errors import InputError, ModelError
 from .backends import BACKENDS
-from .limits import (MAX_GENERATE_WORDS, MAX_LINE_BYTES, MAX_NUMBER_CHARS, MAX_SEED, MAX_SKIP_BYTES, MAX_TEMPERATURE,
-                     MAX_TOP_K, MIN_TEMPERATURE, READ_CHUNK_BYTES, THREADS_PER_CORE, max_threads)
+from .limits import (MAX_GENERATE_WORDS, MAX_LINE_BYTES, MAX_NUMBER_CHARS, MAX_SEED, MAX_SKIP_BYTES,
+                     MAX_TOP_K, READ_CHUNK_BYTES, THREADS_PER_CORE, max_threads)
 from .predictor import Predictor
 from .session_cli import stream_loop
 from .terminal import check_finite, emit, escape, to_json, utf8_stdout
@@ -32,14 +32,14 @@ def whole_number(low, high, what=""):
 
 
 def temperature(text):
-    """An argparse type: a finite number from MIN_TEMPERATURE to MAX_TEMPERATURE."""
+    """An argparse type: a finite number > 0 (the library's rule, Predictor.generate: scores are shifted
+    to max 0 before dividing, so a tiny temperature is greedy sampling, never an overflow)."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and MIN_TEMPERATURE <= value <= MAX_TEMPERATURE):
-        raise argparse.ArgumentTypeError(f"expected a number from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, "
-                                         f"got {text!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
 
 
@@ -62,7 +62,7 @@ def parser():
                    help=f"continue the text by N words (greedy; 0..{MAX_GENERATE_WORDS})")
     p.add_argument("--sample", action="store_true", help="with --generate: sample instead of greedy")
     p.add_argument("--temperature", type=temperature, default=1.0,
-                   help=f"with --sample: softmax temperature ({MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}, default 1)")
+                   help="with --sample: softmax temperature, any finite number > 0 (default 1; tiny = greedy)")
     p.add_argument("--seed", type=whole_number(0, MAX_SEED), help="with --sample: random seed for repeatable output "
                                                                   "(0..2**64-1)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",

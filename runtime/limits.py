@@ -79,7 +79,7 @@ def max_threads():
 
 
 # -- text, sessions, generation (runtime/predictor.py, session.py, cli.py) --------------------------
-MAX_GENERATE_WORDS = 10_000           # n_words of one generate() call: each word is one interpreter call
+MAX_GENERATE_WORDS = 10_000           # n_words of one generate() call and --generate N: one interpreter call a word
 MAX_HISTORY = 1000                    # undo depth of a session (history=); each step kept costs ~1 state
 MAX_FEED_CHUNK = 256                  # ids a session steps through per hold of the shared step lock
 TAIL_BLOCK_CHARS = 4096               # text is tokenized from its end in blocks of (at least) this many chars
@@ -91,10 +91,7 @@ MAX_ERROR_CHARS = 600                 # an error message longer than this is cut
 MAX_LINE_BYTES = 4 << 20              # one stdin line; a longer one gets an error line and is skipped
 MAX_SKIP_BYTES = 64 << 20             # a too-long line is drained up to here; past it, input is not lines: stop
 READ_CHUNK_BYTES = 1 << 16            # a too-long line is drained in chunks of this size, never held
-MAX_GENERATE_WORDS = 10_000           # --generate N
 MAX_TOP_K = 10_000                    # --top-k K (more than the vocabulary gives every suggestible word)
-MIN_TEMPERATURE = 1e-3                # --temperature: below it logits / T overflow float64 (1e-320 gave NaN)
-MAX_TEMPERATURE = 1e3                 # above it sampling is uniform anyway
 MAX_SEED = 2**64 - 1                  # --seed 0 .. MAX_SEED (numpy refuses negative seeds)
 MAX_UNDO_STEPS = 1_000_000            # /undo N in --stream (a session undoes at most its history anyway)
 MAX_NUMBER_CHARS = 40                 # an integer argument longer than this is refused before int() reads it

@@ -517,3 +517,16 @@ def test_json_made_of_tiny_values_is_refused_before_parsing(shape, tmp_path):
     assert got["result"].startswith("BundleInvalid") and "JSON values" in got["result"], got
     assert got["grew_mib"] < 64, got
     assert re.search(r"has more than \d+ JSON values", refusal(folder))
+
+
+def test_a_vocabulary_with_no_suggestible_word_is_refused(tmp_path):
+    """Only padding and the OOV token below vocab_size: predict_next had no word to name (IndexError before)."""
+    tok = Tokenizer(oov_token="<oov>").fit_on_texts(["!!"])
+    assert tok.vocab_size == 2 and tok.id_to_word_table() == ["", "<oov>"]
+    vocab, manifest = with_config(json.loads(tok.to_json()), oov_token="<oov>")
+    manifest["vocab_size"] = 2
+    for v in manifest["variants"].values():   # the model's width follows the vocabulary, as the schema checks
+        for t in v["outputs"][:1]:
+            t["shape"][-1] = 2
+    message = refusal(write_bundle(tmp_path / "b", manifest=manifest, vocab=vocab))
+    assert "no word a suggestion could name" in message, message
