@@ -37,6 +37,10 @@ import tempfile
 import time
 import traceback
 
+from nextword.runtime.backends import available_packages, import_package
+from nextword.runtime.errors import NextwordError
+from nextword.runtime.predictor import Predictor
+
 BAD = ("crash", "hang", "untyped", "insane", "escape")
 OUTCOMES = ("typed", "ok") + BAD
 CHILD_MEMORY_BYTES = 3 << 30          # address-space cap of a worker: a blow-up is a MemoryError, not a dead machine
@@ -215,7 +219,12 @@ def _set(site, data, value, k=0):
     return f"{where}: {before!r} -> {value!r}"
 
 
-def tflite_force_type(rng, data, sites):
+def site_at(sites, path, tag=None):
+    """The site at `path` (e.g. "model.subgraphs[0].tensors[0].type"), or None."""
+    return next((s for s in sites if s.path == path and (tag is None or s.tag == tag) and s.tag != "vtable"), None)
+
+
+def tflite_force_type(rng, data, sites, name=None, type_name=None):
     """Give a tensor whose type field is absent (FLOAT32, the default, is not written) a type: a copy
     of its vtable is appended to `data` with the type entry pointing at the tensor's has_rank byte,
     which is set to the new type (so has_rank stays true). The file grows by the vtable's size."""
@@ -225,7 +234,7 @@ def tflite_force_type(rng, data, sites):
     choices = sorted(p for p in tables if p not in typed and p in ranks)
     if not choices:
         return tflite_mutate_structure(rng, data, sites, {})
-    name = rng.choice(choices)
+    name = name or rng.choice(choices)
     pos, rank = tables[name].pos, ranks[name]
     vt = pos - struct.unpack_from("<i", data, pos)[0]
     vsize = struct.unpack_from("<H", data, vt)[0]
@@ -236,7 +245,7 @@ def tflite_force_type(rng, data, sites):
     at = len(data)
     data += new_vt
     struct.pack_into("<i", data, pos, pos - at)
-    name_t = rng.choice(list(TFLITE_TYPES))
+    name_t = type_name or rng.choice(list(TFLITE_TYPES))
     data[rank.pos] = TFLITE_TYPES[name_t] & 0xFF
     return f"tensor type forced on {name} ({name_t}) with a vtable appended at {at}"
 
@@ -799,10 +808,6 @@ class Mutator:
         return name, bytes(data), "; ".join(descs)
 
 
-def sha256_hex(data):
-    return hashlib.sha256(data).hexdigest()
-
-
 def write_case(bundle, manifest, variant, data, folder):
     """A copy of `bundle` in `folder` with `variant`'s file replaced by `data` and the manifest's sha256
     and size rewritten for it (the other files are hard links: they are only read)."""
@@ -818,7 +823,7 @@ def write_case(bundle, manifest, variant, data, folder):
     with open(os.path.join(folder, target), "wb") as f:
         f.write(data)
     m = copy.deepcopy(manifest)
-    m["variants"][variant].update(sha256=sha256_hex(data), size=len(data))
+    m["variants"][variant].update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
     with open(os.path.join(folder, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(m, f, indent=1)
     return folder
@@ -894,11 +899,25 @@ def exercise(predictor, words, step_variant, rng):
             raise Insane(f"{mode} session predict_next is not a vocabulary word")
 
 
+def _control(what):
+    """Harness self-checks (tests/test_fuzz_bundles.py): misbehave the ways a runtime can."""
+    if what == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif what == "hang":
+        time.sleep(3600)
+    elif what == "raise":
+        raise RuntimeError("control: an untyped exception")
+    elif what == "memory":
+        return bytearray(8 << 30)   # beyond the address-space cap: MemoryError
+    elif what == "exit":
+        os._exit(3)
+
+
 def run_one(case, package, words):
     """(outcome, detail) of one case, in the worker."""
-    from nextword.runtime.errors import NextwordError
-    from nextword.runtime.predictor import Predictor
     try:
+        if case.get("control"):
+            _control(case["control"])
         p = Predictor.load(case["dir"], backend=package, variant=case["window"], step_variant=case["step"])
         exercise(p, words, case["step"], random.Random(case["index"]))
         return "ok", f"{case['step'] or p.variant.name} on {p.package}"
@@ -920,7 +939,6 @@ def worker_main():
     os.dup2(2, 1)
     resource.setrlimit(resource.RLIMIT_AS, (job["memory"], job["memory"]))
     words = job["words"]
-    from nextword.runtime.backends import import_package
     import_package(job["package"])   # a harness failure shows before any case starts
     out.write(json.dumps({"ready": True}) + "\n")
     for case in job["cases"]:
@@ -984,46 +1002,67 @@ def _run_worker(job, workdir, timeout):
     return results, current
 
 
+class Workdir:
+    """A private working directory for workers: the canary file an external-data escape would
+    read, a cache directory, and case folders."""
+
+    def __init__(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="nextword-fuzz-")
+        self.path = self._tmp.name
+        with open(os.path.join(self.path, CANARY), "wb") as f:
+            f.write(struct.pack("<f", 0.5) * 65536)
+        os.makedirs(os.path.join(self.path, "cache"))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._tmp.cleanup()
+
+
+def run_cases(cases, package, words, workdir, timeout=20.0, memory=CHILD_MEMORY_BYTES):
+    """Run `cases` (dicts: index, dir, window, step) in workers, a new worker after each crash or hang;
+    returns {index: (outcome, detail)}."""
+    results = {}
+    while cases:
+        job = {"package": package, "cases": cases, "words": words, "memory": memory}
+        got, stopped = _run_worker(job, workdir, timeout)
+        results.update(got)
+        if stopped is None:
+            for c in cases:   # a worker that ended cleanly answered every case
+                results.setdefault(c["index"], ("crash", "the worker ended without answering"))
+            break
+        pos = next(k for k, c in enumerate(cases) if c["index"] == stopped)
+        cases = cases[pos + 1:]
+    return results
+
+
 def fuzz(bundle, seed, indices, package, timeout=20.0, chunk=100, log=None, memory=CHILD_MEMORY_BYTES):
     """Run cases `indices` of `seed` on `package`; returns a list of result dicts."""
     mut = Mutator(bundle)
     manifest = mut.manifest
     words = _vocab_words(bundle)
     out = []
-    with tempfile.TemporaryDirectory(prefix="nextword-fuzz-") as workdir:
-        with open(os.path.join(workdir, CANARY), "wb") as f:   # what an external-data escape would read
-            f.write(struct.pack("<f", 0.5) * 65536)
-        os.makedirs(os.path.join(workdir, "cache"))
+    with Workdir() as work:
         todo = list(indices)
         while todo:
             batch, todo = todo[:chunk], todo[chunk:]
             cases, meta = [], {}
-            casedir = tempfile.mkdtemp(dir=workdir, prefix="cases-")
+            casedir = tempfile.mkdtemp(dir=work.path, prefix="cases-")
             for i in batch:
                 variant, data, desc = mut.case(seed, i, package)
                 folder = write_case(bundle, manifest, variant, data, os.path.join(casedir, str(i)))
                 window, step = load_spec(manifest, variant)
                 cases.append({"index": i, "dir": folder, "window": window, "step": step})
                 meta[i] = (variant, desc)
-            while cases:
-                job = {"package": package, "cases": cases, "words": words, "memory": memory}
-                results, stopped = _run_worker(job, workdir, timeout)
-                for i, (outcome, detail) in results.items():
-                    variant, desc = meta[i]
-                    if outcome == "ok" and "[external]" in desc:
-                        outcome = "escape"
-                    out.append({"package": package, "seed": seed, "index": i, "variant": variant,
-                                "mutation": desc, "outcome": outcome, "detail": detail})
-                    if log and outcome in BAD:
-                        log(f"{package} seed {seed} case {i} {variant}: {outcome}: {desc} -> {detail}")
-                if stopped is None:
-                    missing = [c for c in cases if c["index"] not in results]
-                    for c in missing:   # a worker that ended cleanly answered every case
-                        out.append({"package": package, "seed": seed, "index": c["index"], "variant": meta[c["index"]][0],
-                                    "mutation": meta[c["index"]][1], "outcome": "crash", "detail": "no answer"})
-                    break
-                pos = next(k for k, c in enumerate(cases) if c["index"] == stopped)
-                cases = cases[pos + 1:]
+            for i, (outcome, detail) in sorted(run_cases(cases, package, words, work.path, timeout, memory).items()):
+                variant, desc = meta[i]
+                if outcome == "ok" and "[external]" in desc:
+                    outcome = "escape"
+                out.append({"package": package, "seed": seed, "index": i, "variant": variant,
+                            "mutation": desc, "outcome": outcome, "detail": detail})
+                if log and outcome in BAD:
+                    log(f"{package} seed {seed} case {i} {variant}: {outcome}: {desc} -> {detail}")
             shutil.rmtree(casedir, ignore_errors=True)
     return out
 
@@ -1043,7 +1082,6 @@ def summarize(results, seed, elapsed):
 
 
 def installed_packages():
-    from nextword.runtime.backends import available_packages
     return sorted(available_packages())
 
 
