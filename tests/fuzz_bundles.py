@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import select
 import shutil
@@ -252,7 +253,8 @@ def tflite_force_type(rng, data, sites, name=None, type_name=None):
 
 def tflite_mutate_structure(rng, data, sites, counts):
     """One in-place (same length) field mutation; returns its description."""
-    kinds = ["tensor_type", "tensor_type_forced", "tensor_buffer", "opcode", "opcode_version", "opcode_index", "op_io", "op_io_swap",
+    kinds = ["tensor_type", "tensor_type_forced", "tensor_buffer", "opcode", "opcode_version", "opcode_index",
+             "op_io", "op_io_swap",
              "graph_io", "shape", "quantization", "buffer_data", "signature", "options", "vector_len", "vtable",
              "scalar", "string"]
     for _ in range(20):
@@ -281,7 +283,8 @@ def tflite_mutate_structure(rng, data, sites, counts):
         elif kind == "opcode_index":
             s = _pick(rng, sites, "Operator.opcode_index")
             if s:
-                return "opcode_index " + _set(s, data, _boundary(rng, s.fmt, s.read(data), counts.get("operator_codes")))
+                value = _boundary(rng, s.fmt, s.read(data), counts.get("operator_codes"))
+                return "opcode_index " + _set(s, data, value)
         elif kind in ("op_io", "graph_io", "shape"):
             tags = {"op_io": ("Operator.inputs", "Operator.outputs", "Operator.intermediates"),
                     "graph_io": ("SubGraph.inputs", "SubGraph.outputs"),
@@ -336,7 +339,8 @@ def tflite_mutate_structure(rng, data, sites, counts):
             return "vector length " + _set(s, data, rng.choice([0, n + 1, max(0, n - 1), n * 2, 2 ** 31, 2 ** 32 - 1]))
         elif kind == "vtable":
             s = _pick(rng, sites, "vtable")
-            return "vtable entry of " + _set(s, data, rng.choice([0, 2, 4, s.read(data) + 4, 0xFFFF, rng.randrange(64)]))
+            value = rng.choice([0, 2, 4, s.read(data) + 4, 0xFFFF, rng.randrange(64)])
+            return "vtable entry of " + _set(s, data, value)
         elif kind == "scalar":
             s = rng.choice([x for x in sites if x.count == 1 and not x.tag.endswith("#len") and x.tag != "vtable"])
             return "scalar " + _set(s, data, _boundary(rng, s.fmt, s.read(data)))
@@ -512,8 +516,9 @@ def _loop_node(rng, graph, name):
     graph.fields[0:0] = [[5, 2, scalar(big, rng.choice([2 ** 62, 2 ** 40, 10 ** 9]))], [5, 2, scalar(init, 0)],
                          [5, 2, bool_t]]
 
-    def vi(n, elem):
-        return Msg("ValueInfo", [[1, 2, n], [2, 2, Msg("Type", [[1, 2, Msg("TensorType", [[1, 0, elem]])]])]])
+    def vi(n, elem):   # a scalar: an empty shape
+        tensor_type = Msg("TensorType", [[1, 0, elem], [2, 2, Msg("Shape", [])]])
+        return Msg("ValueInfo", [[1, 2, n], [2, 2, Msg("Type", [[1, 2, tensor_type]])]])
     body = Msg("Graph", [
         [1, 2, Msg("Node", [[1, 2, b"c_in"], [2, 2, b"c_out"], [4, 2, b"Identity"]])],
         [1, 2, Msg("Node", [[1, 2, b"v_in"], [2, 2, b"v_out"], [4, 2, b"Identity"]])],
@@ -698,7 +703,7 @@ def onnx_mutate_structure(rng, model):
                 return f"initializer #{inits.index(i)} deleted"
             graph.fields.insert(i, copy.deepcopy(graph.fields[i]))
             return f"initializer #{inits.index(i)} duplicated"
-        if kind == "loop" and graph is not None and rng.random() < 0.3:
+        if kind == "loop" and graph is not None and rng.random() < 0.1:
             node = _loop_node(rng, graph, f"fuzz_loop{rng.randrange(100)}")
             first_node = next((i for i, f in enumerate(graph.fields) if f[0] == 1), 0)
             graph.fields.insert(first_node, [1, 2, node])
@@ -1077,8 +1082,18 @@ def summarize(results, seed, elapsed):
         v = p["variants"].setdefault(r["variant"], dict.fromkeys(OUTCOMES, 0))
         v[r["outcome"]] += 1
     findings = [r for r in sorted(results, key=lambda r: (r["package"], r["index"])) if r["outcome"] in BAD]
+    groups = {}
+    for r in findings:
+        g = groups.setdefault(signature(r), {"count": 0, "first": r["index"]})
+        g["count"] += 1
     return {"seed": seed, "cases": len(results), "elapsed_s": round(elapsed, 1), "packages": packages,
-            "findings": findings}
+            "groups": dict(sorted(groups.items(), key=lambda kv: -kv[1]["count"])), "findings": findings}
+
+
+def signature(result):
+    """A finding's kind, for grouping: package, outcome and its message without numbers and names."""
+    detail = re.sub(r"'[^']*'|\"[^\"]*\"|\(.*?\)|\d+", "_", result["detail"].split(" at ")[0])
+    return f"{result['package']} {result['outcome']}: {detail[:90]}"
 
 
 def installed_packages():
