@@ -1042,8 +1042,10 @@ def run_cases(cases, package, words, workdir, timeout=20.0, memory=CHILD_MEMORY_
     return results
 
 
-def fuzz(bundle, seed, indices, package, timeout=20.0, chunk=100, log=None, memory=CHILD_MEMORY_BYTES):
-    """Run cases `indices` of `seed` on `package`; returns a list of result dicts."""
+def fuzz(bundle, seed, indices, package, timeout=20.0, chunk=100, log=None, memory=CHILD_MEMORY_BYTES,
+         progress=None):
+    """Run cases `indices` of `seed` on `package`; returns a list of result dicts. `progress(results)`
+    is called after each chunk of cases (a long campaign keeps its report up to date)."""
     mut = Mutator(bundle)
     manifest = mut.manifest
     words = _vocab_words(bundle)
@@ -1069,6 +1071,8 @@ def fuzz(bundle, seed, indices, package, timeout=20.0, chunk=100, log=None, memo
                 if log and outcome in BAD:
                     log(f"{package} seed {seed} case {i} {variant}: {outcome}: {desc} -> {detail}")
             shutil.rmtree(casedir, ignore_errors=True)
+            if progress:
+                progress(out)
     return out
 
 
@@ -1121,8 +1125,13 @@ def main(argv=None):
     packages = args.package or installed_packages()
     t0 = time.monotonic()
     results = []
+
+    def save(partial):
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as f:
+                json.dump(summarize(results + partial, args.seed, time.monotonic() - t0), f, indent=1)
     for pkg in packages:
-        results += fuzz(args.bundle, args.seed, indices, pkg, timeout=args.timeout,
+        results += fuzz(args.bundle, args.seed, indices, pkg, timeout=args.timeout, progress=save,
                         log=lambda s: print(s, file=sys.stderr, flush=True))
     report = summarize(results, args.seed, time.monotonic() - t0)
     if args.show:
