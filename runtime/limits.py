@@ -39,6 +39,7 @@ MAX_VOCAB_VALUES = 4 * MAX_VOCAB_WORDS + 64   # JSON values in vocab.json: 3 per
 
 # -- TFLite allow-list (runtime/allowlist/tflite.py) ------------------------------------------------
 TFLITE_MAX_SUBGRAPHS = 1              # the exporter writes one subgraph (no WHILE/IF bodies: the LSTM is unrolled)
+TFLITE_MAX_SUBGRAPH_ENDS = 3          # subgraph inputs, and outputs: window 1 and 1; step ids, h, c and logits, h, c
 TFLITE_MAX_SIGNATURES = 1             # one serving signature
 TFLITE_MAX_OPERATOR_CODES = 32        # distinct (operator, version) entries; the exporter uses at most 12
 TFLITE_MAX_TENSORS = 1 << 17          # tensors in the subgraph: an unrolled window of 4096 steps needs ~80k

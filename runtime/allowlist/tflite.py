@@ -17,7 +17,7 @@ import math
 
 from ..errors import VariantUnavailable
 from ..limits import (TFLITE_MAX_ACTIVATION_BYTES, TFLITE_MAX_METADATA_BYTES, TFLITE_MAX_OPERATOR_TENSORS,
-                      TFLITE_MAX_RANK, TFLITE_MAX_TENSOR_BYTES)
+                      TFLITE_MAX_RANK, TFLITE_MAX_SUBGRAPH_ENDS, TFLITE_MAX_TENSOR_BYTES)
 from .tflite_names import OPERATOR_NAMES, operator_name, type_name
 from .tflite_read import OPTION_FIELDS, read_tflite
 
@@ -49,7 +49,6 @@ ALLOWED_OPS = {
 OPERATOR_CODES = {OPERATOR_NAMES.index(name): name for name in ALLOWED_OPS}
 SUBGRAPH_INPUT_TYPES = {I32, F32}       # ids, and the step model's float32 states
 SUBGRAPH_OUTPUT_TYPES = {F32}           # logits (and states): float32, never quantized
-MAX_SUBGRAPH_ENDS = 3                   # window: 1 in, 1 out; step: ids, h, c in; logits, h, c out
 ZERO_POINT_RANGE = {I8: (-128, 127), I32: (0, 0)}   # types that may carry per-tensor quantization
 
 
@@ -189,10 +188,10 @@ def _check_operators(model, sg, constant):
 
 
 def _check_ends(sg, constant):
-    if not 1 <= len(sg.inputs) <= MAX_SUBGRAPH_ENDS or not 1 <= len(sg.outputs) <= MAX_SUBGRAPH_ENDS \
+    if not 1 <= len(sg.inputs) <= TFLITE_MAX_SUBGRAPH_ENDS or not 1 <= len(sg.outputs) <= TFLITE_MAX_SUBGRAPH_ENDS \
             or len(set(sg.inputs)) != len(sg.inputs) or len(set(sg.outputs)) != len(sg.outputs):
         raise NotAllowed(f"the model has inputs {sg.inputs} and outputs {sg.outputs}; expected 1 to "
-                         f"{MAX_SUBGRAPH_ENDS} distinct tensors each")
+                         f"{TFLITE_MAX_SUBGRAPH_ENDS} distinct tensors each")
     for ends, allowed, what in ((sg.inputs, SUBGRAPH_INPUT_TYPES, "input"), (sg.outputs, SUBGRAPH_OUTPUT_TYPES, "output")):
         for i in ends:
             if sg.tensors[i].type not in allowed or i in constant:
