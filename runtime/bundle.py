@@ -11,10 +11,10 @@ from .backends.packages import PACKAGES
 from .bundle_files import MANIFEST, load_json, read_inside, sha256_bytes, verified
 from .bundle_files import sha256_file  # noqa: F401 (export imports it from here)
 from .errors import BundleInvalid, UnsupportedVersion
-from .limits import (MAX_DIM, MAX_FILTER_CHARS, MAX_INFO_DEPTH, MAX_INFO_VALUES, MAX_MANIFEST_BYTES,
-                     MAX_MANIFEST_VALUES, MAX_MODEL_BYTES, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_PACKAGES,
-                     MAX_PREFERENCE, MAX_RANK, MAX_SPLIT_CHARS, MAX_TENSORS, MAX_VARIANTS, MAX_VOCAB_BYTES,
-                     MAX_VOCAB_SIZE, MAX_WINDOW, MAX_WORD_CHARS)
+from .json_fields import Check, Said, short
+from .limits import (MAX_DIM, MAX_FILTER_CHARS, MAX_MANIFEST_BYTES, MAX_MANIFEST_VALUES, MAX_MODEL_BYTES,
+                     MAX_NOTE_CHARS, MAX_PREFERENCE, MAX_RANK, MAX_SPLIT_CHARS, MAX_TENSORS, MAX_VARIANTS,
+                     MAX_VOCAB_BYTES, MAX_VOCAB_SIZE, MAX_WINDOW, MAX_WORD_CHARS)
 from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
@@ -30,107 +30,6 @@ TOKENIZER_CHARS = {"filters": MAX_FILTER_CHARS, "split": MAX_SPLIT_CHARS, "oov_t
 
 
 # -- schema ------------------------------------------------------------------------------------
-def _short(value):
-    """A value as a message shows it: its repr, cut to 60 characters (the value may be megabytes)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-class _Said(str):
-    """A description shown as is in a message (a count), not quoted like the value it stands for."""
-
-    def __repr__(self):
-        return str(self)
-
-
-class _Check:
-    """Reads typed fields out of untrusted JSON; every miss is a BundleInvalid naming the field."""
-
-    def __init__(self, where):
-        self.where = where
-
-    def fail(self, path, expected, got):
-        raise BundleInvalid(f"{self.where}: {path} must be {expected}, found {_short(got)}; re-export the bundle")
-
-    def obj(self, data, path):
-        if not isinstance(data, dict):
-            self.fail(path, "an object", data)
-        return data
-
-    def get(self, data, key, kind, path, optional=False, default=None):
-        if key not in data:
-            if optional:
-                return default
-            raise BundleInvalid(f"{self.where}: missing field {path}.{key}; re-export the bundle")
-        value = data[key]
-        if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                self.fail(f"{path}.{key}", "an integer", value)
-        elif kind == "str":
-            if not isinstance(value, str):
-                self.fail(f"{path}.{key}", "a string", value)
-        elif kind == "bool":
-            if not isinstance(value, bool):
-                self.fail(f"{path}.{key}", "true or false", value)
-        elif kind == "list":
-            if not isinstance(value, list):
-                self.fail(f"{path}.{key}", "a list", value)
-        elif kind == "dict":
-            if not isinstance(value, dict):
-                self.fail(f"{path}.{key}", "an object", value)
-        elif kind == "num":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self.fail(f"{path}.{key}", "a number", value)
-        elif kind == "int?":
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                self.fail(f"{path}.{key}", "an integer or null", value)
-        elif kind == "str?":
-            if value is not None and not isinstance(value, str):
-                self.fail(f"{path}.{key}", "a string or null", value)
-        return value
-
-    def name(self, value, path, what="a name"):
-        """A name the runtime matches and prints: 1..MAX_NAME_CHARS printable characters."""
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_CHARS or not value.isprintable():
-            self.fail(path, f"{what} of 1 to {MAX_NAME_CHARS} printable characters", value)
-        return value
-
-    def text(self, data, key, path, limit, optional=False):
-        value = self.get(data, key, "str", path, optional=optional)
-        if value is not None and len(value) > limit:
-            self.fail(f"{path}.{key}", f"a string of at most {limit} characters", _Said(f"{len(value)} characters"))
-        return value
-
-    def keyed(self, data, key, path, optional=True, limit=MAX_PACKAGES):
-        """An object keyed by names, with at most `limit` entries."""
-        value = self.get(data, key, "dict", path, optional=optional, default={})
-        if len(value) > limit:
-            self.fail(f"{path}.{key}", f"an object of at most {limit} entries", _Said(f"{len(value)} entries"))
-        for k in value:
-            self.name(k, f"{path}.{key} key", "a package name")
-        return value
-
-    def info(self, value, path):
-        """An informative JSON value (converter notes, parity figures): read by people, not by the
-        runtime, so only bounded: depth, number of values, length of each string."""
-        count, stack = 0, [(value, 1)]
-        while stack:
-            node, depth = stack.pop()
-            count += 1
-            if count > MAX_INFO_VALUES:
-                self.fail(path, f"at most {MAX_INFO_VALUES} JSON values", _Said("more"))
-            if depth > MAX_INFO_DEPTH:
-                self.fail(path, f"nested at most {MAX_INFO_DEPTH} levels deep", _Said("deeper nesting"))
-            if isinstance(node, str) and len(node) > MAX_NOTE_CHARS:
-                self.fail(path, f"strings of at most {MAX_NOTE_CHARS} characters", _Said(f"{len(node)} characters"))
-            elif isinstance(node, dict):
-                stack.extend((k, depth + 1) for k in node)
-                stack.extend((v, depth + 1) for v in node.values())
-            elif isinstance(node, list):
-                stack.extend((v, depth + 1) for v in node)
-        return value
-
-
 @dataclass(frozen=True)
 class TensorSpec:
     """A model input or output. Never quantized: the exporter keeps ids integer and logits and
@@ -187,7 +86,7 @@ def _tensor(check, data, path):
         check.fail(f"{path}.dtype", f"one of {', '.join(DTYPES)}", dtype)
     shape = check.get(data, "shape", "list", path)
     if not 0 < len(shape) <= MAX_RANK:
-        check.fail(f"{path}.shape", f"a list of 1 to {MAX_RANK} sizes", _Said(f"{len(shape)} sizes"))
+        check.fail(f"{path}.shape", f"a list of 1 to {MAX_RANK} sizes", Said(f"{len(shape)} sizes"))
     for n in shape:
         if isinstance(n, bool) or not isinstance(n, int) or n < -1 or n == 0 or n > MAX_DIM:
             check.fail(f"{path}.shape", f"a list of sizes from 1 to {MAX_DIM} (-1 for a dynamic batch)", shape)
@@ -207,7 +106,7 @@ def _finite(check, data, key, kind, path):
 def _tensors(check, v, key, path):
     specs = check.get(v, key, "list", path)
     if len(specs) > MAX_TENSORS:
-        check.fail(f"{path}.{key}", f"a list of at most {MAX_TENSORS} tensors", _Said(f"{len(specs)} tensors"))
+        check.fail(f"{path}.{key}", f"a list of at most {MAX_TENSORS} tensors", Said(f"{len(specs)} tensors"))
     return [_tensor(check, t, f"{path}.{key}[{i}]") for i, t in enumerate(specs)]
 
 
@@ -248,7 +147,7 @@ def _preference(check, data, variants, default):
     each package one that runs the variant's format; its first variant is the default variant."""
     entries = check.get(data, "preference", "list", "manifest", optional=True, default=[])
     if len(entries) > MAX_PREFERENCE:
-        check.fail("preference", f"at most {MAX_PREFERENCE} entries", _Said(f"{len(entries)} entries"))
+        check.fail("preference", f"at most {MAX_PREFERENCE} entries", Said(f"{len(entries)} entries"))
     out = []
     for i, e in enumerate(entries):
         p = f"preference[{i}]"
@@ -293,7 +192,7 @@ class Manifest:
 
     @classmethod
     def parse(cls, data):
-        c = _Check("manifest.json")
+        c = Check("manifest.json")
         c.obj(data, "manifest")
         version = data.get("format_version")
         if isinstance(version, bool) or not isinstance(version, int):
@@ -313,7 +212,7 @@ class Manifest:
             value = c.get(tok, key, kind, "tokenizer")
             if key in TOKENIZER_CHARS and value is not None and len(value) > TOKENIZER_CHARS[key]:
                 c.fail(f"tokenizer.{key}", f"a string of at most {TOKENIZER_CHARS[key]} characters",
-                       _Said(f"{len(value)} characters"))
+                       Said(f"{len(value)} characters"))
             tokenizer_config[key] = value
         vocab_size = c.get(data, "vocab_size", "int", "manifest")
         window = c.get(data, "window", "int", "manifest")
@@ -329,7 +228,7 @@ class Manifest:
         variants = {}
         entries = c.get(data, "variants", "dict", "manifest")
         if len(entries) > MAX_VARIANTS:   # before any is read: 10,600 variants once took 24 minutes to refuse
-            c.fail("variants", f"at most {MAX_VARIANTS} variants", _Said(f"{len(entries)} variants"))
+            c.fail("variants", f"at most {MAX_VARIANTS} variants", Said(f"{len(entries)} variants"))
         for name, v in entries.items():
             c.name(name, "variants key", "a variant name")
             p = f"variants.{name}"
@@ -372,8 +271,8 @@ class Manifest:
         for key in TOKENIZER_FIELDS:
             mine, theirs = self.tokenizer_config[key], tokenizer.config()[key]
             if type(mine) is not type(theirs) or mine != theirs:   # type: true == 1 in Python
-                raise BundleInvalid(f"manifest.json tokenizer.{key} is {_short(mine)} but {self.vocab_file} says "
-                                    f"{_short(theirs)}; the bundle mixes files from two exports: re-export it")
+                raise BundleInvalid(f"manifest.json tokenizer.{key} is {short(mine)} but {self.vocab_file} says "
+                                    f"{short(theirs)}; the bundle mixes files from two exports: re-export it")
 
 
 def _check_shapes(c, v, vocab_size, window):

@@ -21,7 +21,7 @@ import pytest
 from nextword.runtime import Predictor
 from nextword.runtime.bundle import MAX_PREFERENCE, Bundle, sha256_bytes
 from nextword.runtime.errors import BundleInvalid, NextwordError
-from support import REPO, SEED_BUNDLE, SEED_TEXTS, installed_packages
+from support import SEED_BUNDLE, SEED_TEXTS, installed_packages
 
 PACKAGES = installed_packages()
 FORMAT_OF = {"ai-edge-litert": "tflite", "tflite-runtime": "tflite", "onnxruntime": "onnx"}

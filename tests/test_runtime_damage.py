@@ -21,7 +21,7 @@ import sys
 import pytest
 
 from nextword.runtime.bundle import sha256_bytes
-from support import REPO, SEED_BUNDLE, installed_packages
+from support import SEED_BUNDLE, installed_packages
 
 EXIT_TYPED = 10
 FORMAT_OF = {"ai-edge-litert": "tflite", "tflite-runtime": "tflite", "onnxruntime": "onnx"}

@@ -12,7 +12,6 @@ runs in all three environments); otherwise on a bundle exported here from the se
 
 import json
 import os
-import subprocess
 import threading
 
 import numpy as np
@@ -22,7 +21,7 @@ from nextword.runtime import Predictor
 from nextword.runtime.bundle import Bundle
 from nextword.runtime.errors import InputError, VariantUnavailable
 from nextword.runtime.session import StepModel, step_probabilities
-from support import REPO, SEED_BUNDLE, installed_packages, run_cli
+from support import SEED_BUNDLE, installed_packages, run_cli
 
 PACKAGES = installed_packages()
 FORMAT_OF = {"ai-edge-litert": "tflite", "tflite-runtime": "tflite", "onnxruntime": "onnx"}
