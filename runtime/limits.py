@@ -72,6 +72,8 @@ MAX_ONNX_METADATA = 64                # metadata_props entries
 # -- interpreters (runtime/backends/) ---------------------------------------------------------------
 THREADS_PER_CORE = 4                  # num_threads may be 1 .. THREADS_PER_CORE x cores
 PROBE_TIMEOUT_S = 60                  # a check process that has not loaded and run the model by then fails
+MAX_LOAD_ATTEMPTS = 16                # (variant, package) pairs one load tries before giving up (the exporter
+                                      # writes 6 window variants: 10 pairs with both TFLite packages installed)
 
 
 def max_threads():

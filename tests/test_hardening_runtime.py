@@ -34,9 +34,10 @@ from hypothesis import strategies as st
 from nextword.runtime import Predictor, Tokenizer
 from nextword.runtime.backends import import_package
 from nextword.runtime.bundle import sha256_bytes
-from nextword.runtime.errors import ArgumentTypeError, InputError, ModelError
+from nextword.runtime.errors import ArgumentTypeError, InputError, ModelError, VariantUnavailable
 from nextword.runtime.step import StepModel
-from nextword.runtime.limits import MAX_FEED_CHUNK, MAX_GENERATE_WORDS, MAX_HISTORY, TAIL_BLOCK_CHARS, max_threads
+from nextword.runtime.limits import (MAX_FEED_CHUNK, MAX_GENERATE_WORDS, MAX_HISTORY, MAX_LOAD_ATTEMPTS, TAIL_BLOCK_CHARS,
+                                     max_threads)
 from nextword.runtime.windowing import pad_window
 from support import SEED_BUNDLE, installed_packages
 
@@ -543,3 +544,28 @@ def test_other_sessions_get_answers_while_a_long_feed_runs(window, step, package
     assert seen["feed finished before"] is False, "the long feed ended before the other session was answered"
     assert seen["answers"] == [expected] * 5
     assert feeder.steps == 80_000
+
+
+# -- a load makes a bounded number of attempts ----------------------------------------------
+def test_a_manifest_of_many_refused_variants_fails_after_the_bounded_number_of_attempts(tmp_path):
+    """40 window variants, each a rehashed file the allow-list refuses (its first byte flipped to a
+    non-flatbuffer): one load hands at most MAX_LOAD_ATTEMPTS of them to open_backend, then stops."""
+    folder = tmp_path / "b"
+    shutil.copytree(SEED_BUNDLE, folder)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    base = manifest["variants"]["tflite-float32"]
+    data = bytearray(seed_bytes("tflite-float32"))
+    data[4:8] = b"XXXX"     # no TFL3 identifier: refused by the structure check, no interpreter involved
+    manifest["variants"] = {}
+    for i in range(40):
+        (folder / f"m{i}.tflite").write_bytes(data)
+        manifest["variants"][f"v{i}"] = dict(base, file=f"m{i}.tflite", sha256=sha256_bytes(bytes(data)), size=len(data))
+    manifest["default_variant"], manifest["preference"] = "v0", []
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    packages = [p for p in PACKAGES if FORMAT_OF[p] == "tflite"]
+    with pytest.raises(VariantUnavailable) as info:
+        Predictor.load(str(folder), backend="tflite")
+    tried = sum(f"v{i} on " in str(info.value) for i in range(40))
+    # each attempt is one (variant, package) pair; the message is capped, so count what it shows
+    assert f"in {MAX_LOAD_ATTEMPTS} attempts" in str(info.value)
+    assert 1 <= tried <= MAX_LOAD_ATTEMPTS and packages

@@ -4,6 +4,7 @@ import logging
 
 from ..allowlist.tflite import check_tflite
 from ..errors import BackendUnavailable, VariantUnavailable, check_threads
+from ..limits import MAX_LOAD_ATTEMPTS
 from .onnx import OnnxBackend, refuse_unless_allowed
 from .packages import PACKAGES, import_package
 from .probe import probe_once
@@ -38,8 +39,10 @@ def open_first(bundle, candidates, num_threads=1, strict=False, what="variant"):
     """The fallback chain: candidates are [(variant, packages)], tried in order; the first variant x
     package that loads wins. Returns (variant, runner, package, skipped reasons). A damaged file
     (HashMismatch) is an error, never a reason to fall back; `strict` re-raises an interpreter's refusal.
-    Nothing loadable: BackendUnavailable when a package was missing, else VariantUnavailable."""
-    skipped, missing = [], False
+    Nothing loadable: BackendUnavailable when a package was missing, else VariantUnavailable. At most
+    MAX_LOAD_ATTEMPTS files are handed to open_backend (each may cost a check process), so a manifest
+    listing many refused variants fails in bounded time."""
+    skipped, missing, attempts = [], False, 0
     for v, packages in candidates:
         if not packages:
             skipped.append(f"{v.name}: the requested backend does not run {v.format} files")
@@ -55,6 +58,10 @@ def open_first(bundle, candidates, num_threads=1, strict=False, what="variant"):
                 skipped.append(f"{v.name} on {pkg}: {e}")
                 missing = True
                 continue
+            if attempts == MAX_LOAD_ATTEMPTS:
+                raise VariantUnavailable(f"no {what} of {bundle.path} could be loaded in {MAX_LOAD_ATTEMPTS} attempts "
+                                         f"(the most one load makes): {'; '.join(skipped)}")
+            attempts += 1
             data = bundle.model_bytes(v)
             try:
                 runner = open_backend(data, v, pkg, num_threads=num_threads, sha256=v.sha256)
