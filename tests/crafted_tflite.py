@@ -232,3 +232,49 @@ def window_model(vocab=11, window=4, string_gather=False, extra_tensors=(), extr
 def bigram_answer(ids, vocab=11):
     """What window_model() answers for a window ending in ids[-1]: row ids[-1] of its table."""
     return [float((ids[-1] * 7 + c * 3) % 11) for c in range(vocab)]
+
+
+# -- one extra operator: shape amplifiers (tests/test_tflite_shapes.py) --------------------------------------
+FULLY_CONNECTED, RESHAPE, SPLIT, LESS, SELECT = 9, 22, 49, 58, 64
+MUL_OPTIONS, FC_OPTIONS, SPLIT_OPTIONS, SELECT_OPTIONS = 21, 8, 35, 47
+OPTIONS = {ADD: ADD_OPTIONS, MUL: MUL_OPTIONS, GATHER: GATHER_OPTIONS, FULLY_CONNECTED: FC_OPTIONS,
+           SPLIT: SPLIT_OPTIONS, UNPACK: UNPACK_OPTIONS, SELECT: SELECT_OPTIONS}
+WINDOW_ROWS = 2         # window_model()'s tensor [1, window, vocab] (GATHER's output): a non-constant input
+
+
+def ops_model(ops, window=4, vocab=11):
+    """window_model() (valid) plus operators `ops` [(code, inputs, outputs, options)], appended in order;
+    their outputs are new tensors [(shape, type)] nothing in the base model reads. An input is a tensor
+    index of the base model (e.g. WINDOW_ROWS), -1 (absent), ("out", k) for the k-th output written by
+    `ops` so far, or (shape, type, values) for a new constant. `options`: the operator's option
+    scalars {slot: Scalar} (its options type is set from OPTIONS). Each code gets version 1."""
+    base = 3 + window
+    extra, written, operators, codes = [], [], [], []
+    for code, inputs, outputs, options in ops:
+        index = []
+        for item in inputs:
+            if isinstance(item, int):
+                index.append(item)
+            elif item[0] == "out":
+                index.append(written[item[1]])
+            else:
+                shape, ttype, values = item
+                extra.append((tensor(shape, ttype, 0, b"const_%d" % len(extra)), pack(ttype, values)))
+                index.append(base + len(extra) - 1)
+        out = []
+        for shape, ttype in outputs:
+            extra.append((tensor(shape, ttype, 0, b"out_%d" % len(written)), b""))
+            out.append(base + len(extra) - 1)
+            written.append(out[-1])
+        if code not in codes:
+            codes.append(code)
+        options_type = OPTIONS.get(code, 0)
+        operators.append(operator(2 + codes.index(code), index, out, options_type,
+                                  Table(options or {}) if options_type else None))
+    return window_model(vocab=vocab, window=window, extra_tensors=extra, extra_ops=operators,
+                        opcodes_extra=[opcode(c, 1) for c in codes])
+
+
+def op_model(code, inputs, outputs, options=None, window=4, vocab=11):
+    """ops_model() with one operator."""
+    return ops_model([(code, inputs, outputs, options)], window=window, vocab=vocab)

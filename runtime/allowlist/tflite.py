@@ -7,8 +7,10 @@ quantization scales and buffer sizes it was never meant to meet. So the rule is 
 operators (and their versions) the exporter emits for its variants -- unrolled-LSTM window models and
 one-step models, float32, float16 (DEQUANTIZE of FLOAT16 constants), dynamic-range int8 and full int8
 -- each with the input/output types it is emitted with, the tensor types it uses, constant buffers
-exactly as large as their shapes say, one subgraph, bounded counts (runtime/limits.py). Anything else
-is refused with a message naming the offending operator, tensor or type.
+exactly as large as their shapes say, one subgraph, bounded counts (runtime/limits.py), and every
+operator's output shapes exactly those its kernel computes from its inputs (tflite_shapes.py: else an
+allowed operator amplifies a small file into gigabytes). Anything else is refused with a message
+naming the offending operator, tensor or type.
 
 Collected from artifacts/seed and from exports with window 1, 8 and 20 and vocabularies up to 2,000
 (TF 2.21 converter); tests/test_allowlist_tflite.py checks a fresh export passes."""
@@ -20,6 +22,7 @@ from ..limits import (TFLITE_MAX_ACTIVATION_BYTES, TFLITE_MAX_METADATA_BYTES, TF
                       TFLITE_MAX_RANK, TFLITE_MAX_SUBGRAPH_ENDS, TFLITE_MAX_TENSOR_BYTES)
 from .tflite_names import OPERATOR_NAMES, operator_name, type_name
 from .tflite_read import OPTION_FIELDS, read_tflite
+from .tflite_shapes import ShapeMismatch, check_shapes
 
 F32, F16, I32, I8, BOOL = 0, 1, 2, 9, 6
 ITEM_SIZE = {F32: 4, F16: 2, I32: 4, I8: 1, BOOL: 1}      # the tensor types the exporter uses, and no other
@@ -219,6 +222,11 @@ def check_tflite_structure(data):
     constant = _check_tensors(model, sg)
     _check_ends(sg, constant)
     _check_operators(model, sg, constant)
+    names = [OPERATOR_CODES[model.opcodes[op.opcode_index].code] for op in sg.operators]
+    try:
+        check_shapes(model, data, constant, names)
+    except ShapeMismatch as e:
+        raise NotAllowed(str(e)) from None
     return model
 
 

@@ -74,6 +74,7 @@ class TfliteModel:
     opcodes: list
     subgraphs: list
     buffers: list                # size in bytes of each buffer's data
+    buffer_offsets: list         # where each buffer's data starts in the file (None when it has none inline)
     external_buffers: list       # indices of buffers whose data lies outside the flatbuffer (offset/size)
     metadata: list               # [(name, buffer index)]
     signatures: list             # [(subgraph index, [input tensor indices], [output tensor indices])]
@@ -139,7 +140,7 @@ def read_tflite(data):
     for c in f.tables(model, 1, TFLITE_MAX_OPERATOR_CODES, "operator codes"):
         opcodes.append(OpCode(deprecated_code=f.scalar(c, 0, "<b"), builtin_code=f.scalar(c, 3, "<i"),
                               version=f.scalar(c, 2, "<i", default=1), custom_code=f.string(c, 1)))
-    buffers, external = [], []
+    buffers, offsets, external = [], [], []
     for i, b in enumerate(f.tables(model, 4, TFLITE_MAX_BUFFERS, "buffers")):
         vec, off, size = f.vector(b, 0, 1), f.scalar(b, 1, "<Q"), f.scalar(b, 2, "<Q")
         if off > 1:
@@ -147,6 +148,7 @@ def read_tflite(data):
                 raise ValueError("a buffer's data lies outside the file")
             external.append(i)
         buffers.append(vec[1] if vec else (size if off > 1 else 0))
+        offsets.append(vec[0] if vec else None)
     raw_subgraphs = f.tables(model, 2, TFLITE_MAX_SUBGRAPHS, "subgraphs")
     if not raw_subgraphs:
         raise ValueError("no subgraph")
@@ -177,4 +179,5 @@ def read_tflite(data):
         raise ValueError("a metadata buffer index is out of range")
     f.string(model, 3)
     return TfliteModel(version=f.scalar(model, 0, "<I"), opcodes=opcodes, subgraphs=subgraphs, buffers=buffers,
+                       buffer_offsets=offsets,
                        external_buffers=external, metadata=metadata, signatures=signatures)
