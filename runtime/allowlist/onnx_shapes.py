@@ -178,6 +178,10 @@ def _elementwise(fn, infos, out_dims, dtype):
     if (any(i.values is None for i in infos) or any(isinstance(d, Batch) for d in out_dims)
             or _count(out_dims)[0] > MAX_ONNX_SHAPE_VALUES):
         return None
+    if all(len(i.values) == len(infos[0].values) and _count(i.dims) == _count(out_dims) for i in infos):
+        rows = zip(*(i.values for i in infos))         # no broadcasting: pair the values (the common case)
+        out = [fn(*args) for args in rows]
+        return None if None in out else [_wrap(v, dtype) for v in out]
     rank = len(out_dims)
     strides = []
     for info in infos:
