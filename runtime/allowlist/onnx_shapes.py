@@ -604,7 +604,8 @@ def infer_shapes(graph, data):
         ins = [env[name] if name else None for name in node.get("input", [])]
         n.need(len(ins) >= needed and all(x is not None for x in ins[:needed]),
                f"has {len(ins)} inputs; at least {needed} are needed")
-        n.need(all(x.dtype in ITEM_BYTES for x in ins if x is not None), "reads a tensor of a type the check does not size")
+        n.need(all(x.dtype in ITEM_BYTES for x in ins if x is not None),
+               "reads a tensor of a type the check does not size")
         result = infer(n, ins)
         extra = None
         if isinstance(result, tuple):
