@@ -68,6 +68,12 @@ MAX_ONNX_ATTRIBUTES = 32              # attributes of one node
 MAX_ONNX_LIST = 4096                  # entries of one list-valued attribute
 MAX_ONNX_RANK = 8                     # dimensions of one tensor
 MAX_ONNX_METADATA = 64                # metadata_props entries
+# Static shapes (runtime/allowlist/onnx_shapes.py), in bytes per batch row (the batch is the caller's choice).
+# The largest model the exporter accepts needs ~0.2 GiB: window MAX_WINDOW=4096, units 1024, embedding 1024,
+# vocabulary MAX_VOCAB_SIZE (LSTM scratch 4096 x 4 x 1024 floats = 64 MiB, logits 16 MiB); the seed needs 7 KB.
+MAX_ONNX_TENSOR_BYTES = 1 << 28       # any one node output (or an LSTM's gate scratch): 4x the largest above
+MAX_ONNX_ACTIVATION_BYTES = 1 << 30   # all node outputs together, as TFLITE_MAX_ACTIVATION_BYTES
+MAX_ONNX_SHAPE_VALUES = 64            # integer tensors up to this many elements have their values tracked
 
 # -- interpreters (runtime/backends/) ---------------------------------------------------------------
 THREADS_PER_CORE = 4                  # num_threads may be 1 .. THREADS_PER_CORE x cores

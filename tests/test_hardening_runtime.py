@@ -253,9 +253,23 @@ def _model(nodes, inits, inputs, outputs):
     return _int(1, 8) + _len(8, _str(1, "") + _int(2, 13)) + _len(7, graph)
 
 
-def crafted_window_onnx():
-    """ids (N, WINDOW) -> logits = Expand(zeros (1, 1), [1, last id + 1]), declared (N, V): a
-    (1, last id + 1) answer (wrong width unless the last id is V - 1, one row for any batch)."""
+def crafted_window_onnx(width, rows="batch"):
+    """ids (N, WINDOW) -> logits = Expand(zeros (1, 1), [rows, width]), declared (N, V): rows = the batch or
+    WINDOW, taken from Shape(ids); width = Shape of a constant of `width` elements. The load-time shape
+    check (runtime/allowlist/onnx_shapes.py) computes the shape exactly and passes it (it is within the
+    bounds); onnxruntime's own inference does not see through the Shape, so the output keeps its declared
+    shape at load and only the run-time check against the manifest catches a wrong width or row count."""
+    start = {"batch": 0, "window": 1}[rows]
+    nodes = [_node("Shape", ["ids"], ["s"]), _node("Slice", ["s", "start", "end"], ["rows"]),
+             _node("Shape", ["wvec"], ["width"]), _node("Concat", ["rows", "width"], ["shape"], axis=0),
+             _node("Expand", ["base", "shape"], ["logits"])]
+    inits = [_tensor("base", FLOAT, [1, 1], struct.pack("<f", 0.0)), _tensor("start", INT64, [1], _i64(start)),
+             _tensor("end", INT64, [1], _i64(start + 1)), _tensor("wvec", FLOAT, [width], bytes(4 * width))]
+    return _model(nodes, inits, [_value_info("ids", INT32, ["N", WINDOW])], [_value_info("logits", FLOAT, ["N", V])])
+
+
+def data_dependent_window_onnx():
+    """As crafted_window_onnx, but the width is the last id + 1 (computed from the ids at run time)."""
     nodes, inits, shape = _width_from_ids("w_", "ids", WINDOW - 1)
     nodes.append(_node("Expand", ["base", shape], ["logits"]))
     inits.append(_tensor("base", FLOAT, [1, 1], struct.pack("<f", 0.0)))
@@ -273,9 +287,15 @@ def failing_window_onnx():
 
 
 def crafted_step_onnx():
-    """(ids, h, c) -> logits zeros (1, V) and c_out = c, but h_out = zeros (1, id + 1): never UNITS wide."""
-    nodes, inits, shape = _width_from_ids("h_", "ids", 0)
-    nodes += [_node("Expand", ["base", shape], ["h_out"]), _node("Mul", ["h_c", "h_zero"], ["rows"]),
+    """(ids, h, c) -> logits zeros (N, V) and c_out = c, but h_out = zeros (N, 1): never UNITS wide. Its shape
+    is static (the load-time shape check passes it) and conflicts with the declared one, which onnxruntime
+    then reports at load: only the run-time check catches it."""
+    nodes, inits, _ = _width_from_ids("h_", "ids", 0)
+    inits += [_tensor("st_start", INT64, [1], _i64(0)), _tensor("st_end", INT64, [1], _i64(1)),
+              _tensor("st_width", INT64, [1], _i64(1))]
+    nodes += [_node("Shape", ["ids"], ["st_s"]), _node("Slice", ["st_s", "st_start", "st_end"], ["st_rows"]),
+              _node("Concat", ["st_rows", "st_width"], ["st_shape"], axis=0)]
+    nodes += [_node("Expand", ["base", "st_shape"], ["h_out"]), _node("Mul", ["h_c", "h_zero"], ["rows"]),
               _node("Gather", ["table", "rows"], ["logits"], axis=0), _node("Add", ["c", "fzero"], ["c_out"])]
     inits += [_tensor("base", FLOAT, [1, 1], struct.pack("<f", 0.0)),
               _tensor("table", FLOAT, [1, V], struct.pack(f"<{V}f", *([0.0] * V))),
@@ -292,17 +312,32 @@ def _last_id_text(p, last_id):
 
 @pytest.mark.parametrize("package", ONNX_PACKAGES)
 def test_an_output_shape_the_manifest_does_not_give_is_a_model_error(tmp_path, package):
-    p = Predictor.load(rehashed(tmp_path, "onnx-float32", crafted_window_onnx()), backend=package,
+    p = Predictor.load(rehashed(tmp_path / "narrow", "onnx-float32", crafted_window_onnx(5)), backend=package,
                        variant="onnx-float32")
-    wrong, right = _last_id_text(p, 4), _last_id_text(p, V - 1)
-    assert p._runner.run([p.window_for(wrong)[None]])[0].shape == (1, 5)          # control: 5 "words"
+    text = _last_id_text(p, 4)
+    assert p._runner.run([p.window_for(text)[None]])[0].shape == (1, 5)           # control: 5 "words"
     with pytest.raises(ModelError, match=r"onnx-float32 on onnxruntime answered with float32 \(1, 5\)"):
-        p.top_k(wrong, 3)
-    for call in (lambda: p.predict_next(wrong), lambda: p.generate(wrong, 2),
-                 lambda: p.top_k_batch([right, right], 1)):                      # one row for a batch of two
+        p.top_k(text, 3)
+    for call in (lambda: p.predict_next(text), lambda: p.generate(text, 2)):
         with pytest.raises(ModelError):
             call()
-    assert len(p.top_k(right, V)) == V - 1            # the right width answers (all zeros: uniform), padding never
+    q = Predictor.load(rehashed(tmp_path / "rows", "onnx-float32", crafted_window_onnx(V, rows="window")),
+                       backend=package, variant="onnx-float32")
+    right = _last_id_text(q, V - 1)
+    with pytest.raises(ModelError, match=rf"answered with float32 \({WINDOW}, {V}\)"):
+        q.top_k(right, 1)                                                          # WINDOW rows for one
+    r = Predictor.load(rehashed(tmp_path / "right", "onnx-float32", crafted_window_onnx(V)), backend=package,
+                       variant="onnx-float32")
+    assert len(r.top_k(right, V)) == V - 1            # the right shape answers (all zeros: uniform), padding never
+    assert len(r.top_k_batch([right, right], 1)) == 2
+
+
+@pytest.mark.parametrize("package", ONNX_PACKAGES)
+def test_a_data_dependent_output_shape_is_refused_at_load(tmp_path, package):
+    """A width computed from the ids cannot be sized before the run: refused before onnxruntime sees it."""
+    with pytest.raises(VariantUnavailable, match="cannot be determined statically"):
+        Predictor.load(rehashed(tmp_path, "onnx-float32", data_dependent_window_onnx()), backend=package,
+                       variant="onnx-float32")
 
 
 @pytest.mark.parametrize("package", ONNX_PACKAGES)

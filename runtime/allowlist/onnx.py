@@ -16,7 +16,9 @@ dynamic-int8 through onnxruntime's quantize_dynamic; no float16 ONNX variant exi
 - tensor types the exporter uses, and every constant's payload exactly product(dims) x item size;
 - metadata keys the exporter writes (onnxruntime can take session options from an `ort_config` entry);
 - counts (nodes, initializers, inputs and outputs, value infos, attributes, dims, metadata) bounded
-  by runtime/limits.py.
+  by runtime/limits.py;
+- every tensor's shape determined statically, each and all together within byte bounds
+  (runtime/allowlist/onnx_shapes.py): allowed operators can still amplify a small file into gigabytes.
 
 What is refused raises OnnxRefused (a ValueError) with a message saying what was found and what is
 accepted; runtime/backends/onnx.py turns it into VariantUnavailable."""
@@ -24,6 +26,7 @@ accepted; runtime/backends/onnx.py turns it into VariantUnavailable."""
 from ..limits import (MAX_DIM, MAX_ONNX_ATTRIBUTES, MAX_ONNX_DEPTH, MAX_ONNX_FIELDS, MAX_ONNX_GRAPH_IO,
                       MAX_ONNX_INITIALIZERS, MAX_ONNX_LIST, MAX_ONNX_METADATA, MAX_ONNX_NODE_IO, MAX_ONNX_NODES,
                       MAX_ONNX_RANK, MAX_ONNX_STRING_BYTES, MAX_ONNX_VALUE_INFO)
+from .onnx_shapes import ShapeRefused, infer_shapes
 from .protobuf import Field, ProtobufError, Reader
 
 
@@ -68,7 +71,7 @@ _TENSOR = {
     1: Field("dims", "int64", repeated=True), 2: Field("data_type", "int32"),
     4: Field("float_data", "count_fixed32", repeated=True), 5: Field("int32_data", "count_varint", repeated=True),
     6: Field("string_data", "count_bytes", repeated=True), 7: Field("int64_data", "count_varint", repeated=True),
-    8: Field("name", "string"), 9: Field("raw_data", "length"),
+    8: Field("name", "string"), 9: Field("raw_data", "span"),
     10: Field("double_data", "count_fixed64", repeated=True),
     11: Field("uint64_data", "count_varint", repeated=True), 12: Field("doc_string", "string"),
     13: Field("external_data", "message", repeated=True, schema=_ENTRY), 14: Field("data_location", "int32"),
@@ -220,8 +223,9 @@ def _check_tensor(t, where):
     field = present[0]
     if field == "raw_data":
         size = elements * ONNX_TENSOR_TYPES[dtype]
-        _need(t["raw_data"] == size, f"{name} of type {_type_name(dtype)} and shape {dims} needs {size} bytes of "
-              f"raw data, it holds {t['raw_data']}")
+        start, end = t["raw_data"]
+        _need(end - start == size, f"{name} of type {_type_name(dtype)} and shape {dims} needs {size} bytes of "
+              f"raw data, it holds {end - start}")
     else:
         _need(field == _TYPED_FIELD[dtype], f"{name} of type {_type_name(dtype)} keeps its values in {field}; "
               f"expected raw_data or {_TYPED_FIELD[dtype]}")
@@ -316,4 +320,8 @@ def check_onnx(data):
     for key in ("input", "output", "value_info"):
         for v in graph.get(key, []):
             _check_value_info(v, f"graph {key}")
+    try:
+        infer_shapes(graph, data)
+    except ShapeRefused as e:
+        raise OnnxRefused(f"{e}") from None
     return model

@@ -23,7 +23,8 @@ class ProtobufError(ValueError):
 
 class Field:
     """One field of a schema. kind: int64 | int32 | float | string | length | message | count_varint |
-    count_fixed32 | count_fixed64 | count_bytes. `length` keeps only the byte length (raw_data); the
+    count_fixed32 | count_fixed64 | count_bytes. `length` keeps only the byte length; `span` keeps the
+    (start, end) offsets of the bytes in the file (raw_data: small integer constants are read later); the
     count_* kinds keep only how many elements a repeated field holds (tensor payloads), so a large
     weight array is measured, never decoded into Python objects."""
 
@@ -135,6 +136,8 @@ class Reader:
                 raise ProtobufError(f"{at} is not UTF-8 text") from None
         elif kind == "length" and wire == BYTES:
             return chunk[1] - chunk[0]
+        elif kind == "span" and wire == BYTES:
+            return chunk
         elif kind == "message" and wire == BYTES:
             return self._message(chunk[0], chunk[1], field.schema, depth + 1, at)
         elif kind == "count_bytes" and wire == BYTES:
