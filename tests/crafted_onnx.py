@@ -46,6 +46,39 @@ def f_packed_ints(number, values):
     return f_bytes(number, b"".join(varint(v) for v in values))
 
 
+def read_varint(data, pos):
+    """(value, position after it) of the varint at data[pos]."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def fields(data, start=0, end=None):
+    """(number, wire type, field start, value start, value end) of each field of the message in
+    data[start:end]; a length-delimited value's span excludes its length."""
+    pos, end = start, len(data) if end is None else end
+    while pos < end:
+        first = pos
+        k, pos = read_varint(data, pos)
+        number, wire = k >> 3, k & 7
+        if wire == 0:
+            value = pos
+            _, pos = read_varint(data, pos)
+        elif wire == 2:
+            n, value = read_varint(data, pos)
+            pos = value + n
+        elif wire in (1, 5):
+            value, pos = pos, pos + (8 if wire == 1 else 4)
+        else:
+            raise AssertionError(f"wire type {wire} at {first}")
+        yield number, wire, first, value, pos
+
+
 # -- ONNX messages ---------------------------------------------------------------------------------
 def entry(k, v):
     return f_bytes(1, k) + f_bytes(2, v)

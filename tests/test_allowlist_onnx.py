@@ -12,7 +12,6 @@ so its tests run in every environment; the onnxruntime cases exist only where on
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -24,17 +23,17 @@ from nextword.runtime import Predictor, limits
 from nextword.runtime.allowlist.onnx import ONNX_OPS, ONNX_OPSETS, OnnxRefused, check_onnx
 from nextword.runtime.backends.chain import open_backend
 from nextword.runtime.backends.onnx import OnnxBackend
-from nextword.runtime.bundle import Bundle, sha256_bytes
+from nextword.runtime.bundle import Bundle
 from nextword.runtime.errors import InputError, VariantUnavailable
-from support import SEED_BUNDLE, installed_packages, run_cli
+from support import SEED_BUNDLE, installed_packages, rehashed_copy, run_cli
 
 ORT = "onnxruntime" in installed_packages()
 
 
 def needs_ort(test):
-    """An onnxruntime case: run as package=onnxruntime, skipped (with the reason) where it is not installed."""
-    test = pytest.mark.parametrize("package", ["onnxruntime"])(test)
-    return pytest.mark.skipif(not ORT, reason="onnxruntime is not installed here (the legacy stack)")(test)
+    """An onnxruntime case, run as package=onnxruntime; not collected where onnxruntime is not installed
+    (the legacy stack): decided at collection time, never a skip."""
+    return pytest.mark.parametrize("package", ["onnxruntime"])(test) if ORT else None
 
 
 with open(os.path.join(SEED_BUNDLE, "manifest.json"), encoding="utf-8") as _f:
@@ -253,17 +252,7 @@ def test_byte_flips_in_seed_files_give_a_refusal_or_a_pass_never_a_crash(name):
 # -- rehashed bundles on the real stack --------------------------------------------------------------------
 def _rehashed(root, replacements):
     """A copy of the seed bundle with variant files replaced and the manifest's sha256/size rewritten."""
-    folder = os.path.join(str(root), "bundle")
-    shutil.copytree(SEED_BUNDLE, folder)
-    manifest = json.loads(json.dumps(MANIFEST))
-    for name, data in replacements.items():
-        entry = manifest["variants"][name]
-        with open(os.path.join(folder, entry["file"]), "wb") as f:
-            f.write(data)
-        entry.update(sha256=sha256_bytes(data), size=len(data))
-    with open(os.path.join(folder, "manifest.json"), "w", encoding="utf-8") as f:
-        json.dump(manifest, f)
-    return folder
+    return rehashed_copy(os.path.join(str(root), "bundle"), files=replacements)
 
 
 RAW_ORT = r"""

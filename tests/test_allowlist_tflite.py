@@ -9,7 +9,6 @@ file before any interpreter sees it. Anything that could crash runs in a child p
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from nextword.runtime.backends.packages import package_version
 from nextword.runtime.bundle import Bundle, sha256_bytes
 from nextword.runtime.errors import ArgumentTypeError, InputError
 from nextword.runtime.limits import TFLITE_MAX_OPERATOR_CODES, TFLITE_MAX_TENSORS, max_threads
-from support import SEED_BUNDLE, installed_packages, run_cli
+from support import SEED_BUNDLE, installed_packages, rehashed_copy, run_cli
 
 TFLITE_PACKAGES = [p for p in installed_packages() if p in ("ai-edge-litert", "tflite-runtime")]
 with open(os.path.join(SEED_BUNDLE, "manifest.json"), encoding="utf-8") as _f:
@@ -107,15 +106,7 @@ def _json(proc):
 def rehashed_bundle(folder, variant, data):
     """A copy of the demo bundle whose `variant` file holds `data`, with the manifest's sha256 and
     size rewritten to match (the hash check passes: only the allow-list can stop it)."""
-    shutil.copytree(SEED_BUNDLE, folder)
-    manifest = json.loads(json.dumps(MANIFEST))
-    entry = manifest["variants"][variant]
-    with open(os.path.join(folder, entry["file"]), "wb") as f:
-        f.write(data)
-    entry.update(sha256=sha256_bytes(data), size=len(data))
-    with open(os.path.join(folder, "manifest.json"), "w", encoding="utf-8") as f:
-        json.dump(manifest, f)
-    return str(folder)
+    return rehashed_copy(folder, files={variant: data})
 
 
 # -- every real file passes ---------------------------------------------------------------------------
@@ -200,12 +191,7 @@ def test_cli_stream_never_runs_a_string_gather_step_model(tmp_path):
     """Both TFLite step files replaced: --stream falls back to an ONNX step variant where onnxruntime
     is installed, else ends in one typed line; either way no interpreter ran the hostile files."""
     folder = tmp_path / "b"
-    rehashed_bundle(folder, "tflite-step-float32", STRING_MODEL)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    entry = manifest["variants"]["tflite-step-dynamic-int8"]
-    (folder / entry["file"]).write_bytes(STRING_MODEL)
-    entry.update(sha256=sha256_bytes(STRING_MODEL), size=len(STRING_MODEL))
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    rehashed_copy(folder, files={"tflite-step-float32": STRING_MODEL, "tflite-step-dynamic-int8": STRING_MODEL})
     proc = run_cli("nextword-predict", folder, "--stream", "--backend", "auto", stdin="hello how\nis\n", timeout=120,
                    env={"NEXTWORD_PROBE_CACHE": str(tmp_path / "cache")})
     if "onnxruntime" in installed_packages():

@@ -6,12 +6,10 @@ crafted bundles are rehashed copies of the demo bundle built here. No TensorFlow
 environments."""
 
 import fcntl
-import hashlib
 import json
 import os
 import pty
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +23,7 @@ from nextword.runtime import Predictor
 from nextword.runtime.limits import (MAX_GENERATE_WORDS, MAX_LINE_BYTES, MAX_SEED, MAX_SKIP_BYTES, MAX_TOP_K,
                                      max_threads)
 from nextword.runtime.terminal import UNSAFE, escape
-from support import REPO, SEED_BUNDLE, command_path, run_cli
+from support import REPO, SEED_BUNDLE, command_path, rehashed_copy, run_cli
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -221,29 +219,6 @@ def test_an_ascii_only_stdout_gets_valid_json_and_escaped_text():
 
 
 # -- crafted bundles -------------------------------------------------------------------------------
-def _sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def _rehashed_copy(folder, vocab=None, files=None, manifest_edit=None):
-    """A copy of the demo bundle with vocab.json and/or model files replaced, the manifest rehashed."""
-    shutil.copytree(SEED_BUNDLE, folder)
-    m = json.loads((folder / "manifest.json").read_text())
-    if vocab is not None:
-        data = json.dumps(vocab, indent=1).encode()
-        (folder / "vocab.json").write_bytes(data)
-        m["tokenizer"].update(sha256=_sha(data), size=len(data))
-    for name, data in (files or {}).items():
-        (folder / name).write_bytes(data)
-        for v in m["variants"].values():
-            if v["file"] == name:
-                v.update(sha256=_sha(data), size=len(data))
-    if manifest_edit:
-        manifest_edit(m)
-    (folder / "manifest.json").write_text(json.dumps(m, indent=1))
-    return str(folder)
-
-
 HOSTILE = {"how": "\x1b[2Jhow", "what": "wh\x9bat\u202e", "are": "are\r\x07", "you": "\u2028you\x7f",
            "your": "your\u2066"}    # a bidi isolate (lone surrogates are refused at load: test_hardening_bundle)
 
@@ -252,7 +227,7 @@ HOSTILE = {"how": "\x1b[2Jhow", "what": "wh\x9bat\u202e", "are": "are\r\x07", "y
 def hostile_bundle(tmp_path_factory):
     vocab = json.loads(open(os.path.join(SEED_BUNDLE, "vocab.json"), encoding="utf-8").read())
     vocab["word_counts"] = [[HOSTILE.get(w, w), n] for w, n in vocab["word_counts"]]
-    return _rehashed_copy(tmp_path_factory.mktemp("hostile") / "b", vocab=vocab)
+    return rehashed_copy(tmp_path_factory.mktemp("hostile") / "b", vocab=vocab)
 
 
 def _no_controls(text):
@@ -292,7 +267,7 @@ def test_echoed_input_and_bundle_content_in_error_lines_are_escaped(tmp_path, ho
     r = run_cli(PROG, SEED_BUNDLE, "x", "--variant", "\x1b]0;owned\x07")
     _one_error_line(r, 2, "unknown variant")
     assert _no_controls(r.stderr)
-    bad = _rehashed_copy(tmp_path / "b", manifest_edit=lambda m: m.update(default_variant="\x1b[2J\u009b\u202enope"))
+    bad = rehashed_copy(tmp_path / "b", edit=lambda m: m.update(default_variant="\x1b[2J\u009b\u202enope"))
     r = run_cli(PROG, bad, "hello")
     _one_error_line(r, 3)
     assert _no_controls(r.stderr), repr(r.stderr)
@@ -319,7 +294,7 @@ def nan_bundle(tmp_path_factory):
     word = Predictor.load(SEED_BUNDLE, variant=TFLITE).ids("what")[0]
     row = table.shape[1] * 4
     data[at + word * row:at + (word + 1) * row] = np.full(table.shape[1], np.nan, dtype=np.float32).tobytes()
-    return _rehashed_copy(tmp_path_factory.mktemp("nan") / "b", files={"float32.tflite": bytes(data)})
+    return rehashed_copy(tmp_path_factory.mktemp("nan") / "b", files={TFLITE: bytes(data)})
 
 
 @pytest.mark.parametrize("mode", [["--top-k", "3", "--json"], ["--top-k", "3"], ["--json"], [], ["--generate", "2"]])
