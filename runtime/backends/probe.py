@@ -15,7 +15,7 @@ import threading
 from ..child import module_argv
 from ..errors import VariantUnavailable
 from ..limits import PROBE_TIMEOUT_S
-from . import probe_cache
+from .probe_cache import load as load_verdict, store as store_verdict
 from .packages import package_version
 
 _VERDICTS = {}          # (package, version, sha256) -> (ok, message)
@@ -50,7 +50,7 @@ def probe_once(model_bytes, variant, package, sha256=None):
     with _LOCK:
         known = _VERDICTS.get(key)
     if known is None:
-        known = probe_cache.load(key)
+        known = load_verdict(key)
         if known is not None:
             with _LOCK:
                 known = _VERDICTS.setdefault(key, known)
@@ -58,12 +58,12 @@ def probe_once(model_bytes, variant, package, sha256=None):
         try:
             probe_in_child(model_bytes, variant, package)
             known = (True, "")
-            probe_cache.store(key, *known)
+            store_verdict(key, *known)
         except _Timeout as e:
             known = (False, str(e))
         except VariantUnavailable as e:
             known = (False, str(e))
-            probe_cache.store(key, *known)
+            store_verdict(key, *known)
         with _LOCK:
             _VERDICTS[key] = known
     if not known[0]:
