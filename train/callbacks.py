@@ -169,8 +169,9 @@ class EpochBar(KerasCallback):
     sooner). `file` defaults to sys.stderr at the time of writing."""
 
     def __init__(self, epochs=None, steps=None, initial_epoch=0, quiet=False, file=None, best=None,
-                 max_lines=MAX_EPOCH_LINES):
+                 max_lines=MAX_EPOCH_LINES, interval=0.1):
         super().__init__()
+        self.interval = interval   # seconds between redraws of the bar (tqdm's mininterval)
         self.epochs, self.steps, self.initial_epoch = epochs, steps, int(initial_epoch)
         self.quiet, self.file, self.best, self.max_lines = quiet, file, best, max_lines
         self.bar = None
@@ -200,19 +201,20 @@ class EpochBar(KerasCallback):
         self.close()
         self.epoch, self.epoch_started = epoch, time.monotonic()
         self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=False,
-                        file=self._out(), disable=self.quiet, dynamic_ncols=True)
+                        file=self._out(), disable=self.quiet, dynamic_ncols=True, mininterval=self.interval)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar is None:
             return
         self.batches_done += 1
-        self.bar.update(1)
         parts = []
         if logs and _is_number(logs.get("loss")):
             parts.append(f"loss {float(logs['loss']):.4f}")
-        left = self._eta(self.epochs - self.epoch - 1, max(0, (self.steps or 0) - self.bar.n)) if self.epochs else None
-        parts.append(f"ETA {_fmt_seconds(left)} for {self.epochs - self.epoch} epoch(s)" if left is not None else "")
-        self.bar.set_postfix_str("  ".join(p for p in parts if p), refresh=False)
+        left = self._eta(self.epochs - self.epoch - 1, max(0, (self.steps or 0) - self.bar.n - 1)) if self.epochs else None
+        if left is not None:
+            parts.append(f"ETA {_fmt_seconds(left)} for {self.epochs - self.epoch} epoch(s)")
+        self.bar.set_postfix_str("  ".join(parts), refresh=False)   # shown by the update, at tqdm's pace
+        self.bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
         self.close()
@@ -416,7 +418,8 @@ def fit_keeping_best(model, fit_kwargs, best=None, history=None, catch_sigterm=T
 
 
 def training_callbacks(*, epochs, steps=None, evaluate=None, monitor="loss", mode="min", patience=0,
-                       checkpoint_folder=None, seed=None, extra=None, rng=None, resume=None, quiet=False, file=None):
+                       checkpoint_folder=None, seed=None, extra=None, rng=None, resume=None, quiet=False, file=None,
+                       bar_interval=0.1):
     """The usual set, in the order that works: [ValidationScores, BestKeeper, Checkpoint, EpochBar].
     Returns (callbacks, best_keeper). `resume` (a ResumeState) carries the best record, the history
     and the starting epoch over."""
@@ -430,7 +433,8 @@ def training_callbacks(*, epochs, steps=None, evaluate=None, monitor="loss", mod
     callbacks.append(best)
     if checkpoint_folder:
         callbacks.append(Checkpoint(checkpoint_folder, best=best, seed=seed, extra=extra, history=history, rng=rng))
-    callbacks.append(EpochBar(epochs=epochs, steps=steps, initial_epoch=initial_epoch, quiet=quiet, file=file, best=best))
+    callbacks.append(EpochBar(epochs=epochs, steps=steps, initial_epoch=initial_epoch, quiet=quiet, file=file, best=best,
+                             interval=bar_interval))
     return callbacks, best
 
 
