@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -299,3 +300,54 @@ def test_resume_with_another_monitor_is_refused(tmp_path):
     state = load_resume(folder)
     with pytest.raises(InputError, match="same settings"):
         training_callbacks(epochs=2, monitor="val_loss", resume=state)
+
+
+KILLED_RUN = """
+import os, signal, sys
+import keras, numpy as np
+from nextword.train.callbacks import fit_keeping_best, training_callbacks
+sig = getattr(signal, sys.argv[2])
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(20, 4), keras.layers.LSTM(8),
+                          keras.layers.Dense(20, activation="softmax")])
+model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+rng = np.random.default_rng(0)
+x, y = rng.integers(1, 20, (64, 3)), rng.integers(1, 20, 64)
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            os.kill(os.getpid(), sig)
+
+cbs, best = training_callbacks(epochs=5, checkpoint_folder=sys.argv[1], quiet=True)
+result = fit_keeping_best(model, dict(x=x, y=y, batch_size=16, epochs=5, verbose=0, callbacks=cbs + [Kill()]), best=best)
+print(result.report())
+"""
+
+
+@pytest.mark.tf
+def test_a_killed_run_leaves_its_last_finished_epoch(tmp_path):
+    """SIGKILL gives no chance to clean up: the resume folder of epoch 2 must already be whole."""
+    folder = str(tmp_path / "m.resume")
+    r = subprocess.run([sys.executable, "-c", KILLED_RUN, folder, "SIGKILL"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, (r.returncode, r.stderr)
+    state = load_resume(folder)
+    assert state.initial_epoch == 2 and len(state.history["loss"]) == 2
+    assert int(state.model.optimizer.iterations.numpy()) == 2 * STEPS
+
+
+@pytest.mark.tf
+def test_sigterm_ends_training_like_ctrl_c():
+    import keras
+    from nextword.train.callbacks import training_callbacks
+
+    class Term(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    cbs, best = training_callbacks(epochs=5, quiet=True)
+    result = fit(tiny_model(), cbs + [Term()], best, epochs=5, val=False)
+    assert result.interrupted and result.report()["epochs_run"] == 2
+    assert signal.getsignal(signal.SIGTERM) is previous      # the handler is put back
