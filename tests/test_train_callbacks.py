@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+from nextword.runtime import cliutil
 from nextword.runtime.errors import InputError
 from nextword.train.callbacks import (BEST_WEIGHTS_FILE, RESUME_FORMAT, RESUME_VERSION, STATE_FILE, EpochBar,
                                       load_resume, plot_curves, resume_folder)
@@ -208,7 +209,7 @@ def test_ctrl_c_keeps_the_best_epoch_weights():
     assert len(result.history["loss"]) == 3                   # the three finished epochs
     assert same(model.get_weights(), snaps[1])               # epoch 2 had the best perplexity
     assert not same(snaps[1], snaps[2])
-    assert result.report() == {"interrupted": True, "stopped_early": False, "epochs_run": 3,
+    assert result.report() == {"interrupted": True, "stopped_by": "SIGINT", "stopped_early": False, "epochs_run": 3,
                                "monitor": "val_perplexity", "best_epoch": 2, "best_value": 3.0, "weights": "best"}
 
 
@@ -338,6 +339,7 @@ def test_a_killed_run_leaves_its_last_finished_epoch(tmp_path):
 
 @pytest.mark.tf
 def test_sigterm_ends_training_like_ctrl_c():
+    """With SIGTERM at its default (a library caller) and with cliutil's handler (the CLI)."""
     import keras
     from nextword.train.callbacks import training_callbacks
 
@@ -347,7 +349,14 @@ def test_sigterm_ends_training_like_ctrl_c():
                 os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.getsignal(signal.SIGTERM)
-    cbs, best = training_callbacks(epochs=5, quiet=True)
-    result = fit(tiny_model(), cbs + [Term()], best, epochs=5, val=False)
-    assert result.interrupted and result.report()["epochs_run"] == 2
-    assert signal.getsignal(signal.SIGTERM) is previous      # the handler is put back
+    try:
+        for handler in (signal.SIG_DFL, cliutil._stop):
+            signal.signal(signal.SIGTERM, handler)
+            cbs, best = training_callbacks(epochs=5, quiet=True)
+            result = fit(tiny_model(), cbs + [Term()], best, epochs=5, val=False)
+            assert result.interrupted and result.report()["epochs_run"] == 2
+            assert result.stopped_by == "SIGTERM"
+            if handler is signal.SIG_DFL:
+                assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL     # ours is put back
+    finally:
+        signal.signal(signal.SIGTERM, previous)

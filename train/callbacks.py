@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nextword.runtime.cliutil import Stopped
 from nextword.runtime.errors import InputError
 
 from .atomic import AtomicFolder
@@ -359,14 +360,15 @@ def load_resume(folder, custom_objects=None):
 @dataclass
 class FitResult:
     history: dict           # every epoch of the run, resumed ones included
-    interrupted: bool       # Ctrl-C (or SIGTERM) ended model.fit
+    interrupted: bool       # Ctrl-C (or SIGTERM, SIGHUP) ended model.fit
     best: object = None     # the BestKeeper, if one was given
     restored_best: bool = False
+    stopped_by: str = None  # "SIGINT", "SIGTERM", "SIGHUP" when interrupted
 
     def report(self):
         """The part of train-report.json that says how training ended and which weights were kept."""
         b = self.best
-        return {"interrupted": self.interrupted,
+        return {"interrupted": self.interrupted, "stopped_by": self.stopped_by,
                 "stopped_early": bool(b is not None and b.stopped_epoch is not None),
                 "epochs_run": len(self.history.get("loss", [])),
                 "monitor": b.monitor if b else None,
@@ -375,14 +377,17 @@ class FitResult:
                 "weights": "best" if self.restored_best else "last"}
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+def _raise_stopped(signum, frame):
+    signal.signal(signum, signal.SIG_DFL)   # a second SIGTERM while we save ends the process at once
+    raise Stopped(signum)
 
 
 def fit_keeping_best(model, fit_kwargs, best=None, history=None, catch_sigterm=True):
-    """model.fit(**fit_kwargs), but Ctrl-C (and SIGTERM, when `catch_sigterm` and on the main
-    thread) ends it cleanly: the best weights so far go back into `model` and the caller writes a
-    model folder marked interrupted. `history` (from a resume) is prepended to the new epochs."""
+    """model.fit(**fit_kwargs), but Ctrl-C ends it cleanly: the best weights so far go back into
+    `model` and the caller writes a model folder marked interrupted. So does SIGTERM (and SIGHUP)
+    when cliutil.run(catch_signals=True) already turns them into Stopped, or, with `catch_sigterm`
+    on the main thread, when SIGTERM still has its default action (this function then handles it
+    while fit runs). `history` (from a resume) is prepended to the new epochs."""
     keras = import_keras()
     recorder = keras.callbacks.History()
     callbacks = list(fit_kwargs.get("callbacks") or [])
@@ -390,19 +395,23 @@ def fit_keeping_best(model, fit_kwargs, best=None, history=None, catch_sigterm=T
         callbacks.append(best)
     kwargs = dict(fit_kwargs, callbacks=callbacks + [recorder])   # last: it sees every key the others added
     previous = None
-    if catch_sigterm and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    interrupted = False
+    if catch_sigterm and threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    stopped_by = None
     try:
         model.fit(**kwargs)
     except KeyboardInterrupt:
-        interrupted = True
+        stopped_by = "SIGINT"
+    except Stopped as e:
+        stopped_by = signal.Signals(e.signum).name
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         for cb in callbacks:
             if isinstance(cb, EpochBar):
                 cb.close()
+    interrupted = stopped_by is not None
     merged = {k: list(v) for k, v in (history or {}).items()}
     for k, v in recorder.history.items():
         merged.setdefault(k, []).extend(float(x) for x in v)
@@ -414,7 +423,7 @@ def fit_keeping_best(model, fit_kwargs, best=None, history=None, catch_sigterm=T
                         f"epoch {best.best_epoch + 1} (best {best.monitor})" if restored else "the last weights")
         else:
             restored = best.restore_at_end and best.best_weights is not None
-    return FitResult(history=merged, interrupted=interrupted, best=best, restored_best=restored)
+    return FitResult(history=merged, interrupted=interrupted, best=best, restored_best=restored, stopped_by=stopped_by)
 
 
 def training_callbacks(*, epochs, steps=None, evaluate=None, monitor="loss", mode="min", patience=0,
