@@ -46,6 +46,21 @@ class EvalData:
     heldout_ids: list = None        # held-out documents as ids (corpus runs only)
 
 
+def training_summary(report):
+    """How the benchmarked model was trained, from its train-report.json: objective, epochs, time, and
+    which settings nextword-train chose from the corpus (no tuning flag) -- None without a report."""
+    if not report or report.get("synthetic"):
+        return None
+    cfg = report.get("config") or {}
+    chosen = report.get("defaults") or {}
+    return {"objective": cfg.get("objective") or report.get("objective") or "prefix",
+            "epochs_run": report.get("epochs_run"), "epochs_budget": cfg.get("epochs"),
+            "fit_seconds": report.get("fit_seconds"), "wall_seconds": report.get("wall_seconds"),
+            "chosen_from_corpus": sorted(chosen) if isinstance(chosen, dict) else [],
+            "interrupted": bool(report.get("interrupted")),
+            "heldout": report.get("heldout")}
+
+
 def read_report(model_dir):
     """train-report.json of a model folder, or None."""
     if not model_dir:

@@ -130,7 +130,20 @@ def quality_section(res):
         body.append([name, pct(c["top1"]), pct(c["top3"]), pct(c["top5"]), f"{c['perplexity']:.1f}",
                      size(c.get("size_bytes")), c["n"]])
     out += [table(["column", "top-1", "top-3", "top-5", "perplexity", "size", "windows"], body), ""]
-    return out
+    return out + training_lines(q.get("training"))
+
+
+def training_lines(t):
+    """One paragraph on how the benchmarked model was trained (bench/quality.py training_summary)."""
+    if not t:
+        return []
+    wall = f"{t['wall_seconds']:.0f} s wall" if t.get("wall_seconds") else "time not recorded"
+    fit = f" ({t['fit_seconds']:.0f} s fitting)" if t.get("fit_seconds") else ""
+    chosen = (f"; chosen from the corpus (no flag given): {', '.join(t['chosen_from_corpus'])}"
+              if t.get("chosen_from_corpus") else "")
+    stopped = " Interrupted (the best epoch so far was kept)." if t.get("interrupted") else ""
+    return [f"The Keras model: {t['objective']} objective, {t.get('epochs_run')} of {t.get('epochs_budget')} epochs, "
+            f"{wall}{fit}{chosen}.{stopped}", ""]
 
 
 def scaling_section(res):

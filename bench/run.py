@@ -266,7 +266,8 @@ def run(opt, tick=lambda label: None):
             if ev is not None:
                 res["quality"] = {"data": {"source": ev.source, "description": ev.description,
                                            "windows_scored": int(len(ev.y)), "windows_total": ev.total_windows,
-                                           "split": ev.split}, "columns": {}}
+                                           "split": ev.split}, "columns": {},
+                                  "training": quality.training_summary(report_)}
                 cols = res["quality"]["columns"]
                 if keras is not None:
                     xp, pp = os.path.join(tmp, "eval-x.npy"), os.path.join(tmp, "eval-p.npy")
