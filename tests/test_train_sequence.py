@@ -248,3 +248,44 @@ def test_cli_default_run_on_a_corpus(tmp_path):
 def test_cli_help_names_both_objectives():
     r = run_cli("nextword-train", "--help", timeout=60)
     assert r.returncode == 0 and "prefix" in r.stdout and "sequence" in r.stdout
+
+
+@pytest.mark.tf
+def test_ctrl_c_after_an_epoch_leaves_a_usable_model_folder(tmp_path):
+    """SIGINT once the progress bar shows a finished epoch: the run saves the best weights so far as a
+    complete model folder marked interrupted (the trigger is the bar's output, not a clock)."""
+    import os
+    import select
+    import signal
+    import subprocess
+    import time
+    from support import REPO, command_path
+    corpus = tmp_path / "prose.txt"
+    rng = np.random.default_rng(2)
+    corpus.write_text("\n\n".join(" ".join(rng.choice(list("abcdefgh"), size=12)) for _ in range(30)) + "\n")
+    out = tmp_path / "model"
+    proc = subprocess.Popen([command_path("nextword-train"), "--corpus", str(corpus), "--unit", "paragraph",
+                             "--epochs", "100000", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO)
+    seen, deadline = b"", time.monotonic() + 240    # generous: "does not hang", not a speed claim
+    try:
+        while b" 1/100000 " not in seen and time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+            if ready:
+                seen += os.read(proc.stderr.fileno(), 65536)
+        assert b" 1/100000 " in seen, seen[-2000:]
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, (stdout[-2000:], stderr[-2000:])
+    assert b"interrupted" in stdout
+    rep = json.loads((out / "train-report.json").read_text(encoding="utf-8"))
+    assert rep["interrupted"] is True and 1 <= rep["epochs_run"] < 100000
+    assert all(len(v) == rep["epochs_run"] for v in rep["history"].values())
+    assert {"val_top1", "val_top3", "val_perplexity"} <= set(rep["history"])
+    import keras
+    model = keras.saving.load_model(out / "model.keras")
+    probs = model(np.zeros((1, rep["window"]), np.int32)).numpy()
+    assert probs.shape == (1, rep["vocab_size"]) and abs(float(probs.sum()) - 1) < 1e-4

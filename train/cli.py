@@ -114,6 +114,9 @@ def body(args):
     if report["heldout"]:
         h = report["heldout"]
         print(f"held out    {h['windows']:,} {h.get('source', '')} windows: top-1 {h['top1']:.1%}, top-3 {h['top3']:.1%}, perplexity {h['perplexity']:.1f}")
+    if report.get("interrupted"):
+        print(f"interrupted kept the best weights of {report['epochs_run']} completed epoch(s) (train-report.json: "
+              "\"interrupted\": true)")
     print(f"resources   wall {report['wall_seconds']:.1f} s, peak RSS {report['peak_rss_mb']:.0f} MB")
     print(f"written     {os.path.abspath(args.out)}")
     text = args.predict if args.predict is not None else (None if args.corpus else "hello how is")

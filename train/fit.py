@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 MODEL_FILE, TOKENIZER_FILE, REPORT_FILE, CURVES_FILE, WINDOWS_FILE = (
     "model.keras", "tokenizer.json", "train-report.json", "curves.png", "windows.npz")
 MAX_EVAL_WINDOWS, MAX_CALIB_WINDOWS = 2000, 500
+MAX_VAL_SCORE_CHUNKS = 128   # per-epoch validation top-k: 128 chunks x L positions (~2,500 targets for L=20)
+
+
+def _val_sample(examples, limit, seed, batch=32):
+    """A fixed sample of validation batches for the per-epoch scores, or None."""
+    if examples is None:
+        return None
+    idx = _sample(len(examples), limit, seed)
+    return [examples.batch(idx[i:i + batch]) for i in range(0, len(idx), batch)]
 
 
 OBJECTIVES = ("prefix", "sequence")
@@ -207,7 +216,11 @@ def plot_curves(history, path):
     for key, ax in (("loss", a), ("accuracy", b)):
         ax.plot(epochs, history[key], label="train")
         if "val_" + key in history:
-            ax.plot(epochs, history["val_" + key], label="held out")
+            ax.plot(epochs, history["val_" + key], label="validation")
+        if key == "accuracy":
+            for extra in ("val_top1", "val_top3"):
+                if extra in history:
+                    ax.plot(epochs, history[extra], label=extra.replace("val_", "validation "))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
@@ -243,13 +256,58 @@ def _sequence_batches_class():
     return ChunkBatches
 
 
-def _fit(model, train_data, val_data, cfg, progress):
+def _validation_scores_callback(batches):
+    """history["val_top1"], ["val_top3"], ["val_perplexity"] each epoch, from a fixed sample of
+    validation batches (x, y[, weights]) scored with train.metrics: cheap, and the same figures as the
+    held-out ones (on the training objective's own contexts)."""
     keras = import_keras()
-    callbacks = [_progress_callback(cfg.epochs)] if progress else []
+
+    class ValidationScores(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            scores = Scores()
+            for b in batches:
+                out = keras.ops.convert_to_numpy(self.model(b[0], training=False))
+                if out.ndim == 3:   # sequence model: logits at every position, only weighted ones count
+                    keep = b[2].reshape(-1) > 0
+                    probs = keras.ops.convert_to_numpy(keras.ops.softmax(out.reshape(-1, out.shape[-1])[keep]))
+                    scores.add(probs, b[1].reshape(-1)[keep])
+                else:
+                    scores.add(out, b[1])
+            if logs is not None and scores.n:
+                figures = scores.summary()
+                logs.update(val_top1=figures["top1"], val_top3=figures["top3"], val_perplexity=figures["perplexity"])
+
+    return ValidationScores()
+
+
+def _fit(model, train_data, val_data, cfg, progress, val_sample=None):
+    """model.fit with early stopping (best weights restored). Ctrl-C after at least one epoch keeps the
+    best weights so far: returns (history, interrupted)."""
+    keras = import_keras()
+    callbacks = [_validation_scores_callback(val_sample)] if val_sample else []
+    callbacks += [_progress_callback(cfg.epochs)] if progress else []
+    stopper = None
     if cfg.patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss" if val_data is not None else "loss",
-                                                       patience=cfg.patience, restore_best_weights=True))
-    return model.fit(train_data, epochs=cfg.epochs, verbose=0, validation_data=val_data, callbacks=callbacks).history
+        stopper = keras.callbacks.EarlyStopping(monitor="val_loss" if val_data is not None else "loss",
+                                                patience=cfg.patience, restore_best_weights=True)
+        callbacks.append(stopper)
+    record = keras.callbacks.History()
+    try:
+        model.fit(train_data, epochs=cfg.epochs, verbose=0, validation_data=val_data, callbacks=callbacks + [record])
+    except KeyboardInterrupt:
+        if not record.history.get("loss"):
+            raise                                   # not one epoch done: nothing worth keeping
+        if stopper is not None and stopper.best_weights is not None:
+            model.set_weights(stopper.best_weights)
+        log.warning("interrupted after %d epoch(s): keeping the best weights so far", len(record.history["loss"]))
+        return _complete_epochs(record.history), True
+    return record.history, False
+
+
+def _complete_epochs(history):
+    """Only the epochs every key has a value for (an interrupt can land between two callbacks)."""
+    n = min(len(v) for v in history.values())
+    return {k: v[:n] for k, v in history.items()}
 
 
 def train(cfg, out, force=False, progress=True, on_defaults=None):
@@ -304,8 +362,9 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
                               bool(cfg.tie))
         Batches = _sequence_batches_class()
         seq = build_sequence_model(scfg, cfg.learning_rate)
-        history = _fit(seq, Batches(chunks, cfg.batch_size, True, cfg.seed),
-                       Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress)
+        history, interrupted = _fit(seq, Batches(chunks, cfg.batch_size, True, cfg.seed),
+                                    Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress,
+                                    _val_sample(val, MAX_VAL_SCORE_CHUNKS, cfg.seed))
         model = window_model_from(seq, scfg, window)
         model_info = dict(mcfg.to_dict(), objective="sequence", chunk_length=cfg.chunk_length,
                           chunk_stride=cfg.chunk_stride, dropout=cfg.dropout, tied=bool(cfg.tie))
@@ -313,8 +372,9 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
     else:
         Batches = _dataset_class()
         model = build_model(mcfg, cfg.learning_rate)
-        history = _fit(model, Batches(windows, cfg.batch_size, True, cfg.seed),
-                       Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress)
+        history, interrupted = _fit(model, Batches(windows, cfg.batch_size, True, cfg.seed),
+                                    Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress,
+                                    _val_sample(val, MAX_EVAL_WINDOWS, cfg.seed))
         model_info = mcfg.to_dict()
         train_params = int(model.count_params())
     fit_seconds = time.time() - fit_started
@@ -334,6 +394,9 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
     tf = import_tensorflow()
     epochs_run = len(history["loss"])
     best = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else epochs_run
+    if interrupted:
+        log.warning("the model folder holds the best weights of %d completed epoch(s); train-report.json says "
+                    "\"interrupted\": true", epochs_run)
     report = {
         "format": "nextword-train-report", "format_version": 1,
         "config": asdict(cfg), "model": model_info, "defaults": chosen,
@@ -347,7 +410,7 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
         "vocab_size": tokenizer.vocab_size, "words_seen": len(tokenizer.word_index), "windows": len(windows),
         "examples": examples, "window": window, "params": int(model.count_params()), "train_params": train_params,
         "history": {k: [float(x) for x in v] for k, v in history.items()},
-        "epochs_run": epochs_run, "best_epoch": best,
+        "epochs_run": epochs_run, "best_epoch": best, "interrupted": interrupted,
         "train_accuracy": {"windows": len(train_eval), "top1": train_acc[1], "top3": train_acc[3]},
         "heldout": heldout, "fit_seconds": fit_seconds, "wall_seconds": None, "peak_rss_mb": None,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
