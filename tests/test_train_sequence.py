@@ -103,6 +103,7 @@ def test_defaults_for_a_novel_are_the_measured_recipe():
     assert v["window"] == v["chunk_length"] == 20 and v["chunk_stride"] == 10
     assert v["num_words"] == 4_697 + 2 and v["oov_token"] == "<oov>"
     assert 8 <= v["epochs"] <= 15 and v["patience"] == 2 and v["batch_size"] == 32
+    assert v["stop_on"] == "accuracy" and 0 < v["lr_decay"] < 1
     assert all(c["why"] for c in defaults.choose(NOVEL, {}).values())
 
 
@@ -134,7 +135,7 @@ def test_stats_of_counts_coverage_and_lengths():
     docs = [["a"] * 96 + ["b", "c", "d", "e"], ["a", "b"]]
     s = defaults.stats_of(docs)
     assert (s.tokens, s.distinct, s.documents) == (102, 5, 2)
-    assert s.coverage_words == 3          # a (97) + b (2) = 99 < 99.96 ... a+b+c = 100 >= 0.98 * 102
+    assert s.coverage_words == 3          # a + b = 99 < 0.98 * 102 = 99.96 <= a + b + c = 100
     assert s.doc_length_p90 == 100
 
 

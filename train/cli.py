@@ -64,6 +64,10 @@ def parser():
                    "(default: from the corpus size; seed 200)")
     p.add_argument("--batch-size", type=positive_int, help="batch size (default 32)")
     p.add_argument("--learning-rate", type=number, help="Adam learning rate (default: 0.003 with --corpus; seed 0.001)")
+    p.add_argument("--lr-decay", type=number, help="multiply the learning rate by this after an epoch without "
+                   "a lower validation loss (default 0.3 with --corpus; seed 1: constant)")
+    p.add_argument("--stop-on", choices=("loss", "accuracy"), help="what early stopping watches on the "
+                   "validation documents: loss, or top-1 accuracy (default: accuracy with --corpus)")
     p.add_argument("--test-split", type=number, help="fraction of documents, taken from the end of the corpus, "
                    "never trained on nor used for stopping: the held-out figures (default 0.1 with --corpus; seed 0)")
     p.add_argument("--val-split", type=number, help="fraction of the remaining documents, from their end, whose "
@@ -97,7 +101,8 @@ def body(args):
                       batch_size=args.batch_size, learning_rate=args.learning_rate, val_split=args.val_split,
                       test_split=args.test_split, patience=args.patience, num_words=args.num_words,
                       oov_token=args.oov_token, chunk_length=args.chunk_length, chunk_stride=args.chunk_stride,
-                      dropout=args.dropout, tie=args.tie, seed=args.seed).validate()
+                      dropout=args.dropout, tie=args.tie, lr_decay=args.lr_decay, stop_on=args.stop_on,
+                      seed=args.seed).validate()
     if args.out is None:
         args.out = os.path.join("artifacts", f"{corpus_name(args.corpus)}-model")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -21,6 +21,7 @@ WINDOW_CAP = 20              # context length for prose; the runtime's cost grow
 TOKEN_BUDGET = 1_500_000     # epochs x training tokens: ~12 epochs of a novel, ended early by validation
 EPOCHS_MIN, EPOCHS_MAX = 3, 30
 PATIENCE = 2
+LR_DECAY = 0.3
 VAL_SPLIT = 0.1
 TEST_SPLIT = 0.1
 MIN_DOCUMENTS_TO_SPLIT = 10
@@ -96,11 +97,16 @@ def choose(stats, given=()):
     put("tie", True, "output layer tied to the input embedding via a projection (Press & Wolf 2017): fewer "
         "parameters, better perplexity on small corpora")
     put("learning_rate", 0.003, "Adam 3e-3: measured best of 2e-3/3e-3 with dropout on the novel")
+    put("lr_decay", LR_DECAY, f"learning rate x {LR_DECAY} after each epoch without a lower validation loss: "
+        "the epochs before early stopping fine-tune instead of over-fitting")
     put("batch_size", 32, "32 chunks a step: measured on the novel; larger batches took more epochs")
     epochs = max(EPOCHS_MIN, min(EPOCHS_MAX, round(TOKEN_BUDGET / max(1, stats.tokens))))
     put("epochs", epochs, f"a budget of ~{TOKEN_BUDGET / 1e6:g}M training tokens ({EPOCHS_MIN}-{EPOCHS_MAX} epochs), "
         "ended earlier by early stopping")
-    put("patience", PATIENCE, f"stop after {PATIENCE} epochs without a lower validation loss; the best weights are kept")
+    put("stop_on", "accuracy", "early stopping watches validation top-1 (every validation target): it kept rising "
+        "for epochs after the validation loss turned, and perplexity had the larger margin over the trigram")
+    put("patience", PATIENCE, f"stop after {PATIENCE} epochs without a better validation figure; the best weights "
+        "are kept")
     return out
 
 

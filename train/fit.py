@@ -43,9 +43,11 @@ OBJECTIVES = ("prefix", "sequence")
 # the seed notebook's settings: what a run without --corpus uses for every setting not given
 SEED_SETTINGS = {"objective": "prefix", "embedding_dim": 10, "units": 50, "epochs": 200, "batch_size": 32,
                  "learning_rate": 0.001, "val_split": 0.0, "test_split": 0.0, "patience": 0, "dropout": 0.0,
+                 "lr_decay": 1.0, "stop_on": "loss",
                  "tie": False}
 CHOOSABLE = ("objective", "window", "embedding_dim", "units", "epochs", "batch_size", "learning_rate", "val_split",
-             "test_split", "patience", "num_words", "oov_token", "chunk_length", "chunk_stride", "dropout", "tie")
+             "test_split", "patience", "num_words", "oov_token", "chunk_length", "chunk_stride", "dropout", "tie",
+             "lr_decay", "stop_on")
 
 
 @dataclass
@@ -69,6 +71,10 @@ class TrainConfig:
     chunk_stride: int = None                       # sequence objective: a chunk every S tokens
     dropout: float = None                          # sequence objective: on the embedding and LSTM outputs
     tie: bool = None                               # sequence objective: output tied to the embedding
+    lr_decay: float = None                         # learning rate x this after an epoch without a lower
+                                                   # validation loss (1 = constant)
+    stop_on: str = None                            # early stopping (best weights kept) on validation "loss"
+                                                   # or "accuracy" (top-1 over every validation target)
     seed: int = 0
     lower: bool = True
     filters: str = DEFAULT_FILTERS
@@ -92,6 +98,8 @@ class TrainConfig:
         need(not given("val_split") or 0 <= self.val_split < 1, f"--val-split must be in [0, 1), got {self.val_split}")
         need(not given("test_split") or 0 <= self.test_split < 1, f"--test-split must be in [0, 1), got {self.test_split}")
         need(not given("patience") or self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
+        need(self.stop_on in (None, "loss", "accuracy"), f"--stop-on must be loss or accuracy, got {self.stop_on!r}")
+        need(not given("lr_decay") or 0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         need(not given("num_words") or self.num_words >= 2, f"--num-words must be at least 2, got {self.num_words}")
         need(self.oov_token is None or self.oov_token.strip() != "", "--oov-token must not be blank")
         need(not given("chunk_length") or self.chunk_length >= 1, f"--chunk-length must be at least 1, got {self.chunk_length}")
@@ -287,8 +295,12 @@ def _fit(model, train_data, val_data, cfg, progress, val_sample=None):
     callbacks = [_validation_scores_callback(val_sample)] if val_sample else []
     callbacks += [_progress_callback(cfg.epochs)] if progress else []
     stopper = None
+    monitor = "val_loss" if val_data is not None else "loss"
+    if cfg.lr_decay is not None and cfg.lr_decay < 1:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=cfg.lr_decay, patience=0))
     if cfg.patience:
-        stopper = keras.callbacks.EarlyStopping(monitor="val_loss" if val_data is not None else "loss",
+        watch = ("val_" if val_data is not None else "") + (cfg.stop_on or "loss")
+        stopper = keras.callbacks.EarlyStopping(monitor=watch, mode="max" if cfg.stop_on == "accuracy" else "min",
                                                 patience=cfg.patience, restore_best_weights=True)
         callbacks.append(stopper)
     record = keras.callbacks.History()
@@ -393,7 +405,11 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
 
     tf = import_tensorflow()
     epochs_run = len(history["loss"])
-    best = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else epochs_run
+    watched = history.get("val_" + (cfg.stop_on or "loss")) if cfg.patience else None
+    if watched:
+        best = int(np.argmax(watched) if cfg.stop_on == "accuracy" else np.argmin(watched)) + 1
+    else:
+        best = epochs_run
     if interrupted:
         log.warning("the model folder holds the best weights of %d completed epoch(s); train-report.json says "
                     "\"interrupted\": true", epochs_run)
