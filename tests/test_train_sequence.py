@@ -266,7 +266,7 @@ def test_ctrl_c_after_an_epoch_leaves_a_usable_model_folder(tmp_path):
     corpus.write_text("\n\n".join(" ".join(rng.choice(list("abcdefgh"), size=12)) for _ in range(30)) + "\n")
     out = tmp_path / "model"
     proc = subprocess.Popen([command_path("nextword-train"), "--corpus", str(corpus), "--unit", "paragraph",
-                             "--epochs", "100000", "--out", str(out)], stdout=subprocess.PIPE,
+                             "--epochs", "100000", "--patience", "100000", "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=REPO)
     seen, deadline = b"", time.monotonic() + 240    # generous: "does not hang", not a speed claim
     try:

@@ -292,8 +292,8 @@ def _fit(model, train_data, val_data, cfg, progress, val_sample=None):
     """model.fit with early stopping (best weights restored). Ctrl-C after at least one epoch keeps the
     best weights so far: returns (history, interrupted)."""
     keras = import_keras()
-    callbacks = [_validation_scores_callback(val_sample)] if val_sample else []
-    callbacks += [_progress_callback(cfg.epochs)] if progress else []
+    record = keras.callbacks.History()   # right after the scores: an epoch the bar shows is recorded
+    callbacks = ([_validation_scores_callback(val_sample)] if val_sample else []) + [record]
     stopper = None
     monitor = "val_loss" if val_data is not None else "loss"
     if cfg.lr_decay is not None and cfg.lr_decay < 1:
@@ -303,9 +303,9 @@ def _fit(model, train_data, val_data, cfg, progress, val_sample=None):
         stopper = keras.callbacks.EarlyStopping(monitor=watch, mode="max" if cfg.stop_on == "accuracy" else "min",
                                                 patience=cfg.patience, restore_best_weights=True)
         callbacks.append(stopper)
-    record = keras.callbacks.History()
+    callbacks += [_progress_callback(cfg.epochs)] if progress else []
     try:
-        model.fit(train_data, epochs=cfg.epochs, verbose=0, validation_data=val_data, callbacks=callbacks + [record])
+        model.fit(train_data, epochs=cfg.epochs, verbose=0, validation_data=val_data, callbacks=callbacks)
     except KeyboardInterrupt:
         if not record.history.get("loss"):
             raise                                   # not one epoch done: nothing worth keeping

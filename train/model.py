@@ -116,5 +116,4 @@ def window_model_from(seq_model, cfg, window):
         model.get_layer("next_word").set_weights([emb[0].T.copy(), bias])
     else:
         model.get_layer("next_word").set_weights(seq_model.get_layer("next_word").get_weights())
-    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return model   # not compiled: an untrained optimizer saved with it only makes load_model warn
