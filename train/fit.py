@@ -335,8 +335,6 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
     for name, v in chosen.items():
         if name != "stats":
             log.info("default %s = %s: %s", name, v["value"], v["why"])
-    if on_defaults and chosen:
-        on_defaults(chosen)
     tokenizer = Tokenizer(num_words=cfg.num_words, oov_token=cfg.oov_token, lower=cfg.lower, filters=cfg.filters)
     tokenizer.fit_on_texts(rest)   # never the test tail
     train_ids = tokenizer.texts_to_sequences(train_docs)
@@ -365,6 +363,8 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
                  tokenizer.vocab_size, len(windows), window)
     val = val if val is not None and len(val) else None
 
+    if on_defaults and chosen:   # only once the corpus is known to be trainable: bad input prints nothing
+        on_defaults(chosen)
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
     mcfg = ModelConfig(tokenizer.vocab_size, window, cfg.embedding_dim, cfg.units)
