@@ -3,7 +3,8 @@ Keras, the Kneser-Ney trigram), all on the same windows.
 
 The held-out slice is the last `fraction` of the corpus' documents (train.windows.split_heldout),
 tokenized with the bundle's own tokenizer and cut into the bundle's windows (train.windows.Windows):
-with the model's --val-split and --unit this is exactly the text training never saw. A
+with the model's --test-split (older reports: --val-split) and --unit this is exactly the text
+training never saw. A
 deterministic subset (at most `max_eval` windows, seed 0) is scored for every column, so batch-1
 TFLite variants stay fast and all columns see the same windows.
 
@@ -101,6 +102,12 @@ def synthetic_texts(tokenizer, window, n=64, seed=0):
     return [" ".join(table[i] for i in rng.choice(ids, size=window)) for _ in range(n)]
 
 
+def heldout_fraction(cfg):
+    """The tail of the corpus training never saw, from a train-report's config: its test split (the
+    sequence-era protocol), else its validation split (older reports, or a run without a test tail)."""
+    return float(cfg.get("test_split") or cfg.get("val_split") or 0.0)
+
+
 def _corpus_of_report(report):
     """(paths or None for the seed lines, unit, fraction) that trained the model, if still readable."""
     if not report or report.get("synthetic"):
@@ -108,9 +115,9 @@ def _corpus_of_report(report):
     files = [f["path"] for f in report.get("corpus", {}).get("files", [])]
     cfg = report.get("config", {})
     if files == ["<seed>"]:
-        return None, cfg.get("unit", "line"), cfg.get("val_split", 0.0)
+        return None, cfg.get("unit", "line"), heldout_fraction(cfg)
     if files and all(os.path.isfile(p) for p in files):
-        return files, cfg.get("unit", "line"), cfg.get("val_split", 0.0)
+        return files, cfg.get("unit", "line"), heldout_fraction(cfg)
     return False
 
 
@@ -130,9 +137,9 @@ def from_corpus(paths, unit, fraction, tokenizer, window, max_eval, manifest_sou
         notes.append("the corpus differs from the one the bundle was trained on (sha256)")
     if report and not report.get("synthetic"):
         cfg = report.get("config", {})
-        if cfg.get("unit") != unit or abs(float(cfg.get("val_split") or 0) - fraction) > 1e-12:
+        if cfg.get("unit") != unit or abs(heldout_fraction(cfg) - fraction) > 1e-12:
             matches = False
-            notes.append(f"training used --unit {cfg.get('unit')} --val-split {cfg.get('val_split')}: "
+            notes.append(f"training used --unit {cfg.get('unit')} and held out {heldout_fraction(cfg):g}: "
                          "held-out text may have been seen in training")
         held_report = (report.get("heldout") or {}).get("windows")
         if held_report is not None and held_report != len(wins):

@@ -56,7 +56,7 @@ def _eval_data(opt, bundle, report_):
     cfg = (report_ or {}).get("config", {})
     if opt.corpus:
         unit = opt.unit or cfg.get("unit") or "line"
-        fraction = opt.heldout_fraction if opt.heldout_fraction is not None else (cfg.get("val_split") or 0.1)
+        fraction = opt.heldout_fraction if opt.heldout_fraction is not None else (quality.heldout_fraction(cfg) or 0.1)
         return quality.from_corpus(opt.corpus, unit, fraction, tok, m.window, opt.max_eval, m.raw.get("source", {}), report_)
     if opt.keras and os.path.isfile(os.path.join(opt.keras, "windows.npz")):
         return quality.from_model_windows(opt.keras, tok, m.window, opt.max_eval, report_)

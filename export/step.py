@@ -1,6 +1,6 @@
 """The one-step (stateful) model: one token id and the LSTM state (h, c) in; logits and the next state
 (h', c') out. Built from the trained window model's weights as Embedding -> keras.layers.LSTMCell ->
-Dense (linear: softmax happens in numpy in the runtime), float32 in and out (no full-int8 step: the
+[Dense projection] -> Dense (linear: softmax happens in numpy in the runtime), float32 in and out (no full-int8 step: the
 catalogue has none, and states must stay float), so running it T times from the zero state
 over a pre-padded window gives the window model's answer (field notes: "A one-step model").
 
@@ -16,6 +16,7 @@ from nextword.train.quiet_tf import import_keras, import_tensorflow
 
 from . import onnx_format, tflite_format
 from .float_outputs import require_float32
+from .window import weighted_layers
 
 INPUTS = ("ids", "h", "c")
 OUTPUTS = ("logits", "h_out", "c_out")
@@ -23,14 +24,14 @@ CHECK_TOLERANCE = {"float32": 1e-4, "dynamic-int8": 0.25}   # sanity only; parit
 
 
 def _layers(trained):
-    emb, lstm, dense = [l for l in trained.layers if l.weights]
+    emb, lstm, _, dense = weighted_layers(trained)
     return emb, lstm, dense
 
 
 def keras_step_model(trained, batch=1):
     """A Keras model with the trained weights: {ids, h, c} -> {logits, h_out, c_out}."""
     keras = import_keras()
-    emb, lstm, dense = _layers(trained)
+    emb, lstm, proj, dense = weighted_layers(trained)
     units = lstm.units
     ids = keras.Input(shape=(1,), batch_size=batch, dtype="int32", name="ids")
     h = keras.Input(shape=(units,), batch_size=batch, dtype="float32", name="h")
@@ -40,10 +41,14 @@ def keras_step_model(trained, batch=1):
     cell = keras.layers.LSTMCell(units, activation=lstm.activation, recurrent_activation=lstm.recurrent_activation,
                                  use_bias=lstm.use_bias, name="lstm_cell")
     out, (h_out, c_out) = cell(x, [h, c])
+    if proj is not None:
+        out = keras.layers.Dense(proj.units, activation=proj.activation, name="projection")(out)
     logits = keras.layers.Dense(dense.units, name="logits")(out)
     model = keras.Model([ids, h, c], {"logits": logits, "h_out": h_out, "c_out": c_out}, name="nextword_step")
     model.get_layer("embedding").set_weights(emb.get_weights())
     cell.set_weights(lstm.get_weights())
+    if proj is not None:
+        model.get_layer("projection").set_weights(proj.get_weights())
     model.get_layer("logits").set_weights(dense.get_weights())
     return model
 

@@ -11,19 +11,33 @@ from . import onnx_format, tflite_format
 
 
 def logits_model(trained, unroll, batch):
-    """Same weights as the trained Embedding -> LSTM -> Dense(softmax) model, with a linear output."""
+    """Same weights as the trained Embedding -> LSTM -> [Dense projection] -> Dense(softmax) model, with
+    a linear output."""
     keras = import_keras()
-    emb, lstm, dense = [l for l in trained.layers if l.weights]
+    emb, lstm, proj, dense = weighted_layers(trained)
     window = trained.input_shape[1]
     inp = keras.Input(shape=(window,), batch_size=batch, dtype="int32", name="ids")
     x = keras.layers.Embedding(emb.input_dim, emb.output_dim, name="embedding")(inp)
     x = keras.layers.LSTM(lstm.units, activation=lstm.activation, recurrent_activation=lstm.recurrent_activation,
                           unroll=unroll, name="lstm")(x)
+    if proj is not None:
+        x = keras.layers.Dense(proj.units, activation=proj.activation, name="projection")(x)
     out = keras.layers.Dense(dense.units, name="logits")(x)
     model = keras.Model(inp, out, name="nextword_logits")
-    for mine, theirs in zip([l for l in model.layers if l.weights], (emb, lstm, dense)):
+    for mine, theirs in zip([l for l in model.layers if l.weights], [l for l in (emb, lstm, proj, dense) if l]):
         mine.set_weights(theirs.get_weights())
     return model
+
+
+def weighted_layers(trained):
+    """(embedding, lstm, projection or None, output dense) of a saved window model: the seed's three
+    weighted layers, or four when training put a Dense(E) projection before the output (tied weights)."""
+    found = [l for l in trained.layers if l.weights]
+    if len(found) == 3:
+        return found[0], found[1], None, found[2]
+    if len(found) == 4:
+        return tuple(found)
+    raise ValueError(f"expected Embedding -> LSTM -> [Dense] -> Dense, found {[l.name for l in found]}")
 
 
 def convert_tflite(trained, family, calib):

@@ -453,6 +453,7 @@ def test_cli_trains_seed_corpus(seed_run):
     assert set(os.listdir(out)) == MODEL_FILES
     rep = report_of(out)
     assert len(rep["history"]["loss"]) == 200 and rep["epochs_run"] == 200
+    assert rep["config"]["objective"] == "prefix" and rep["defaults"] == {}   # the notebook's settings, unchanged
     assert rep["history"]["loss"][-1] < rep["history"]["loss"][0]
     assert rep["corpus"]["sha256"] == hashlib.sha256(SEED_LINES.encode()).hexdigest()
     assert rep["vocab_size"] == 11 and rep["windows"] == 15 and rep["window"] == 4
@@ -486,14 +487,16 @@ def test_cli_force_replaces_with_paragraph_run(seed_run, tmp_path):
     prose = tmp_path / "prose.txt"
     prose.write_text(generated_prose(np.random.default_rng(3)), encoding="utf-8")
     r = run_cli("nextword-train", "--corpus", prose, "--unit", "paragraph", "--window", "3", "--val-split", "0.25",
-                "--epochs", "2", "--out", out, "--force", "--quiet", timeout=300)
+                "--test-split", "0.25", "--epochs", "2", "--out", out, "--force", "--quiet", timeout=300)
     assert r.returncode == 0, r.stderr
     assert "held out" in r.stdout and "next word" not in r.stdout   # no --predict for a custom corpus
     assert set(os.listdir(out)) == MODEL_FILES
     assert sorted(os.listdir(tmp_path)) == ["model", "prose.txt"]     # no temp or .old folder left behind
     rep = report_of(out)
     assert rep["corpus"]["unit"] == "paragraph" and rep["corpus"]["documents"] == 8
-    assert rep["corpus"]["train_documents"] == 6 and rep["corpus"]["heldout_documents"] == 2
+    # the test tail (2 of 8) is held out first, validation (2 of the other 6) is taken from what is left
+    assert rep["corpus"]["train_documents"] == 4 and rep["corpus"]["heldout_documents"] == 2
+    assert rep["corpus"]["validation_documents"] == 2 and rep["heldout"]["source"] == "test"
     assert rep["corpus"]["sha256"] == hashlib.sha256(hashlib.sha256(prose.read_bytes()).digest()).hexdigest()
     assert rep["window"] == 3 and rep["epochs_run"] == 2 and len(rep["history"]["val_loss"]) == 2
     held = rep["heldout"]

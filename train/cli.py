@@ -43,17 +43,38 @@ def parser():
                         "(hard-wrapped prose); windows never cross documents (default: line)")
     p.add_argument("--out", metavar="DIR", help="model folder (default: artifacts/<corpus name>-model)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--window", type=positive_int, help="context length cap; long documents give sliding "
-                   "windows of N+1 tokens (default: longest document - 1, the seed's prefixes)")
-    p.add_argument("--embedding-dim", type=positive_int, default=10, help="embedding size (default 10)")
-    p.add_argument("--units", type=positive_int, default=50, help="LSTM units (default 50)")
-    p.add_argument("--epochs", type=positive_int, default=200, help="training epochs (default 200)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
-    p.add_argument("--learning-rate", type=number, default=0.001, help="Adam learning rate (default 0.001)")
-    p.add_argument("--val-split", type=number, default=0.0, help="fraction of documents, taken from the end "
-                   "of the corpus, held out for validation and held-out accuracy (default 0)")
-    p.add_argument("--patience", type=positive_int, default=0,
-                   help="early stopping after N epochs without improvement (default 0: off)")
+    p.add_argument("--objective", choices=("prefix", "sequence"),
+                   help="what a training example is. prefix: one window of up to --window words and its next "
+                        "word (the seed notebook's way); sequence: chunks of --chunk-length+1 words with a target "
+                        "at every position, padding masked out (many times faster an epoch). Default: sequence "
+                        "with --corpus, prefix for the seed lines")
+    p.add_argument("--window", type=positive_int, help="context length of the exported model (and the prefix "
+                   "objective's window cap). Default: chosen from the corpus (20 for prose); seed: longest line - 1")
+    p.add_argument("--chunk-length", type=positive_int, help="sequence objective: inputs per chunk (default: the window)")
+    p.add_argument("--chunk-stride", type=positive_int, help="sequence objective: a chunk every N tokens "
+                   "(default: half the chunk length)")
+    p.add_argument("--embedding-dim", type=positive_int, help="embedding size (default: from the corpus; seed 10)")
+    p.add_argument("--units", type=positive_int, help="LSTM units (default: from the corpus; seed 50)")
+    p.add_argument("--dropout", type=number, help="sequence objective: dropout on the embedding and LSTM outputs "
+                   "(default: from the corpus; seed 0)")
+    p.add_argument("--tie", action=argparse.BooleanOptionalAction, default=None,
+                   help="sequence objective: tie the output layer to the input embedding through a projection "
+                        "(default: on with --corpus)")
+    p.add_argument("--epochs", type=positive_int, help="epoch budget; early stopping may end sooner "
+                   "(default: from the corpus size; seed 200)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size (default 32)")
+    p.add_argument("--learning-rate", type=number, help="Adam learning rate (default: 0.003 with --corpus; seed 0.001)")
+    p.add_argument("--lr-decay", type=number, help="multiply the learning rate by this after an epoch without "
+                   "a lower validation loss (default 0.3 with --corpus; seed 1: constant)")
+    p.add_argument("--stop-on", choices=("loss", "accuracy"), help="what early stopping watches on the "
+                   "validation documents: loss, or top-1 accuracy (default: accuracy with --corpus)")
+    p.add_argument("--test-split", type=number, help="fraction of documents, taken from the end of the corpus, "
+                   "never trained on nor used for stopping: the held-out figures (default 0.1 with --corpus; seed 0)")
+    p.add_argument("--val-split", type=number, help="fraction of the remaining documents, from their end, whose "
+                   "loss decides early stopping (default 0.1 with --corpus; seed 0)")
+    p.add_argument("--patience", type=positive_int,
+                   help="early stopping after N epochs without a lower validation loss, best weights kept "
+                        "(default 2 with --corpus; seed 0: off)")
     p.add_argument("--num-words", type=positive_int, help="vocabulary cap (ids >= N become the OOV token or are dropped)")
     p.add_argument("--oov-token", help="token for words outside the vocabulary (e.g. '<oov>')")
     p.add_argument("--seed", type=positive_int, default=0, help="random seed: a run is repeatable on one machine (default 0)")
@@ -63,25 +84,44 @@ def parser():
     return p
 
 
+def print_defaults(chosen):
+    """The corpus-aware choices, one line each, before training starts."""
+    stats = chosen.get("stats")
+    if stats:
+        print(f"corpus-aware defaults (training part: {stats['tokens']:,} tokens, {stats['distinct']:,} distinct "
+              f"words, {stats['documents']:,} documents; any flag overrides):")
+    for name, v in chosen.items():
+        if name != "stats":
+            print(f"  {name:<14} {v['value']!s:<8} {v['why']}")
+
+
 def body(args):
-    cfg = TrainConfig(corpus=args.corpus, unit=args.unit, window=args.window, embedding_dim=args.embedding_dim,
-                      units=args.units, epochs=args.epochs, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, val_split=args.val_split, patience=args.patience,
-                      num_words=args.num_words, oov_token=args.oov_token, seed=args.seed).validate()
+    cfg = TrainConfig(corpus=args.corpus, unit=args.unit, objective=args.objective, window=args.window,
+                      embedding_dim=args.embedding_dim, units=args.units, epochs=args.epochs,
+                      batch_size=args.batch_size, learning_rate=args.learning_rate, val_split=args.val_split,
+                      test_split=args.test_split, patience=args.patience, num_words=args.num_words,
+                      oov_token=args.oov_token, chunk_length=args.chunk_length, chunk_stride=args.chunk_stride,
+                      dropout=args.dropout, tie=args.tie, lr_decay=args.lr_decay, stop_on=args.stop_on,
+                      seed=args.seed).validate()
     if args.out is None:
         args.out = os.path.join("artifacts", f"{corpus_name(args.corpus)}-model")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    model, tokenizer, report = train(cfg, args.out, force=args.force, progress=not args.quiet)
+    model, tokenizer, report = train(cfg, args.out, force=args.force, progress=not args.quiet,
+                                     on_defaults=print_defaults)
     model.summary(print_fn=lambda line, **_: print(line))
     c, acc = report["corpus"], report["train_accuracy"]
     print(f"corpus      {c['name']} ({c['bytes']:,} bytes, {c['documents']:,} {c['unit']}s, sha256 {c['sha256'][:12]}…)")
     print(f"vocabulary  {report['vocab_size']:,} ids (of {report['words_seen']:,} words seen); "
           f"{report['windows']:,} windows of {report['window']}")
-    print(f"training    {report['epochs_run']} epochs in {report['fit_seconds']:.1f} s; loss {report['history']['loss'][-1]:.4f}; "
+    print(f"objective   {report['config']['objective']}; {report['params']:,} parameters in the saved model")
+    print(f"training    {report['epochs_run']} epochs (best {report['best_epoch']}) in {report['fit_seconds']:.1f} s; loss {report['history']['loss'][-1]:.4f}; "
           f"top-1 {acc['top1']:.1%} / top-3 {acc['top3']:.1%} on {acc['windows']:,} training windows")
     if report["heldout"]:
         h = report["heldout"]
-        print(f"held out    {h['windows']:,} windows: top-1 {h['top1']:.1%}, top-3 {h['top3']:.1%}, perplexity {h['perplexity']:.1f}")
+        print(f"held out    {h['windows']:,} {h.get('source', '')} windows: top-1 {h['top1']:.1%}, top-3 {h['top3']:.1%}, perplexity {h['perplexity']:.1f}")
+    if report.get("interrupted"):
+        print(f"interrupted kept the best weights of {report['epochs_run']} completed epoch(s) (train-report.json: "
+              "\"interrupted\": true)")
     print(f"resources   wall {report['wall_seconds']:.1f} s, peak RSS {report['peak_rss_mb']:.0f} MB")
     print(f"written     {os.path.abspath(args.out)}")
     text = args.predict if args.predict is not None else (None if args.corpus else "hello how is")

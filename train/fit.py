@@ -7,17 +7,19 @@ import os
 import platform
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from nextword.runtime.errors import InputError
 from nextword.runtime.tokenizer import DEFAULT_FILTERS, Tokenizer
 
+from . import defaults
 from .atomic import AtomicFolder, check_target
 from .corpus import read_corpus
 from .metrics import Scores, topk_accuracy
-from .model import ModelConfig, build_model
+from .examples import Chunks
+from .model import ModelConfig, SequenceConfig, build_model, build_sequence_model, window_model_from
 from .quiet_tf import import_keras, import_tensorflow
 from .windows import Windows, split_heldout
 
@@ -26,22 +28,53 @@ log = logging.getLogger(__name__)
 MODEL_FILE, TOKENIZER_FILE, REPORT_FILE, CURVES_FILE, WINDOWS_FILE = (
     "model.keras", "tokenizer.json", "train-report.json", "curves.png", "windows.npz")
 MAX_EVAL_WINDOWS, MAX_CALIB_WINDOWS = 2000, 500
+MAX_VAL_SCORE_CHUNKS = 128   # per-epoch validation top-k: 128 chunks x L positions (~2,500 targets for L=20)
+
+
+def _val_sample(examples, limit, seed, batch=32):
+    """A fixed sample of validation batches for the per-epoch scores, or None."""
+    if examples is None:
+        return None
+    idx = _sample(len(examples), limit, seed)
+    return [examples.batch(idx[i:i + batch]) for i in range(0, len(idx), batch)]
+
+
+OBJECTIVES = ("prefix", "sequence")
+# the seed notebook's settings: what a run without --corpus uses for every setting not given
+SEED_SETTINGS = {"objective": "prefix", "embedding_dim": 10, "units": 50, "epochs": 200, "batch_size": 32,
+                 "learning_rate": 0.001, "val_split": 0.0, "test_split": 0.0, "patience": 0, "dropout": 0.0,
+                 "lr_decay": 1.0, "stop_on": "loss",
+                 "tie": False}
+CHOOSABLE = ("objective", "window", "embedding_dim", "units", "epochs", "batch_size", "learning_rate", "val_split",
+             "test_split", "patience", "num_words", "oov_token", "chunk_length", "chunk_stride", "dropout", "tie",
+             "lr_decay", "stop_on")
 
 
 @dataclass
 class TrainConfig:
+    """None = not given: the seed's setting without a corpus, a corpus-aware choice (train.defaults) with one."""
     corpus: list = field(default_factory=list)   # empty: the four seed lines
     unit: str = "line"
-    window: int = None                             # None: longest document - 1 (the seed's way)
-    embedding_dim: int = 10
-    units: int = 50
-    epochs: int = 200
-    batch_size: int = 32
-    learning_rate: float = 0.001
-    val_split: float = 0.0
-    patience: int = 0                              # early stopping patience in epochs; 0 = off
+    objective: str = None                          # "prefix" (the seed's windows) | "sequence" (chunks)
+    window: int = None                             # prefix, seed: longest document - 1 (the seed's way)
+    embedding_dim: int = None
+    units: int = None
+    epochs: int = None
+    batch_size: int = None
+    learning_rate: float = None
+    val_split: float = None                        # validation (early stopping): tail of the non-test documents
+    test_split: float = None                       # test: tail of the corpus, never trained on or stopped on
+    patience: int = None                           # early stopping patience in epochs; 0 = off
     num_words: int = None
     oov_token: str = None
+    chunk_length: int = None                       # sequence objective: inputs per chunk (L; chunks hold L+1)
+    chunk_stride: int = None                       # sequence objective: a chunk every S tokens
+    dropout: float = None                          # sequence objective: on the embedding and LSTM outputs
+    tie: bool = None                               # sequence objective: output tied to the embedding
+    lr_decay: float = None                         # learning rate x this after an epoch without a lower
+                                                   # validation loss (1 = constant)
+    stop_on: str = None                            # early stopping (best weights kept) on validation "loss"
+                                                   # or "accuracy" (top-1 over every validation target)
     seed: int = 0
     lower: bool = True
     filters: str = DEFAULT_FILTERS
@@ -50,18 +83,70 @@ class TrainConfig:
         def need(ok, msg):
             if not ok:
                 raise InputError(msg)
-        need(self.window is None or self.window >= 1, f"--window must be at least 1, got {self.window}")
-        need(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
-        need(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
-        need(self.embedding_dim >= 1, f"--embedding-dim must be at least 1, got {self.embedding_dim}")
-        need(self.units >= 1, f"--units must be at least 1, got {self.units}")
-        need(self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}")
-        need(0 <= self.val_split < 1, f"--val-split must be in [0, 1), got {self.val_split}")
-        need(self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
-        need(self.num_words is None or self.num_words >= 2, f"--num-words must be at least 2, got {self.num_words}")
+
+        def given(name):
+            return getattr(self, name) is not None
+        need(self.objective is None or self.objective in OBJECTIVES,
+             f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        need(not given("window") or self.window >= 1, f"--window must be at least 1, got {self.window}")
+        need(not given("epochs") or self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
+        need(not given("batch_size") or self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
+        need(not given("embedding_dim") or self.embedding_dim >= 1,
+             f"--embedding-dim must be at least 1, got {self.embedding_dim}")
+        need(not given("units") or self.units >= 1, f"--units must be at least 1, got {self.units}")
+        need(not given("learning_rate") or self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}")
+        need(not given("val_split") or 0 <= self.val_split < 1, f"--val-split must be in [0, 1), got {self.val_split}")
+        need(not given("test_split") or 0 <= self.test_split < 1, f"--test-split must be in [0, 1), got {self.test_split}")
+        need(not given("patience") or self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
+        need(self.stop_on in (None, "loss", "accuracy"), f"--stop-on must be loss or accuracy, got {self.stop_on!r}")
+        need(not given("lr_decay") or 0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+        need(not given("num_words") or self.num_words >= 2, f"--num-words must be at least 2, got {self.num_words}")
         need(self.oov_token is None or self.oov_token.strip() != "", "--oov-token must not be blank")
+        need(not given("chunk_length") or self.chunk_length >= 1, f"--chunk-length must be at least 1, got {self.chunk_length}")
+        need(not given("chunk_stride") or self.chunk_stride >= 1, f"--chunk-stride must be at least 1, got {self.chunk_stride}")
+        need(not given("dropout") or 0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
         need(0 <= self.seed < 2 ** 32, f"--seed must be in 0..{2 ** 32 - 1}, got {self.seed}")  # numpy's range
         return self
+
+
+def resolve(cfg, documents):
+    """(config with every setting filled in, {name: {"value", "why"}} of the chosen ones, test documents,
+    the rest). Without a corpus: the seed's settings. With one: train.defaults chooses from the
+    statistics of the non-test documents."""
+    given = {k: getattr(cfg, k) for k in CHOOSABLE if getattr(cfg, k) is not None}
+    out = replace(cfg)
+    chosen = {}
+    if not cfg.corpus:
+        for k, v in SEED_SETTINGS.items():
+            if k not in given:
+                setattr(out, k, v)
+    else:
+        if "test_split" not in given:
+            out.test_split, why = defaults.default_split(len(documents), defaults.TEST_SPLIT, "test")
+            chosen["test_split"] = {"value": out.test_split, "why": why}
+        rest, _ = split_heldout(documents, out.test_split)
+        words = Tokenizer(lower=cfg.lower, filters=cfg.filters)
+        stats = defaults.stats_of(words.words(d) for d in rest)
+        if "val_split" not in given:
+            out.val_split, why = defaults.default_split(len(rest), defaults.VAL_SPLIT, "validation")
+            chosen["val_split"] = {"value": out.val_split, "why": why}
+        picks = defaults.choose(stats, {**given, "test_split": out.test_split, "val_split": out.val_split})
+        for k, v in picks.items():
+            setattr(out, k, v["value"])
+        chosen.update(picks)
+        chosen = {"stats": asdict(stats), **chosen}
+    if out.objective == "sequence":
+        out.chunk_length = out.chunk_length or out.window or defaults.WINDOW_CAP
+        out.window = out.window or out.chunk_length
+        out.chunk_stride = out.chunk_stride or max(1, out.chunk_length // 2)
+        if out.chunk_stride > out.chunk_length:
+            raise InputError(f"--chunk-stride ({out.chunk_stride}) must not exceed --chunk-length "
+                             f"({out.chunk_length}): targets between chunks would never be trained")
+    else:
+        out.chunk_length = out.chunk_stride = None
+        out.dropout, out.tie = 0.0, False   # the prefix objective trains the seed's network as it is
+    rest, test = split_heldout(documents, out.test_split)
+    return out, chosen, test, rest
 
 
 def peak_rss_mb():
@@ -139,7 +224,11 @@ def plot_curves(history, path):
     for key, ax in (("loss", a), ("accuracy", b)):
         ax.plot(epochs, history[key], label="train")
         if "val_" + key in history:
-            ax.plot(epochs, history["val_" + key], label="held out")
+            ax.plot(epochs, history["val_" + key], label="validation")
+        if key == "accuracy":
+            for extra in ("val_top1", "val_top3"):
+                if extra in history:
+                    ax.plot(epochs, history[extra], label=extra.replace("val_", "validation "))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
@@ -150,63 +239,194 @@ def plot_curves(history, path):
     plt.close(fig)
 
 
-def train(cfg, out, force=False, progress=True):
-    """Run one training; returns (model, tokenizer, report). Nothing appears at `out` unless it all worked."""
+def _sequence_batches_class():
+    keras = import_keras()
+
+    class ChunkBatches(keras.utils.PyDataset):
+        """(x, y, weights) batches made on demand from Chunks; reshuffled every epoch from the run's seed."""
+
+        def __init__(self, chunks, batch_size, shuffle, seed):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.chunks, self.batch_size, self.shuffle = chunks, batch_size, shuffle
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(chunks)) if shuffle else np.arange(len(chunks))
+
+        def __len__(self):
+            return -(-len(self.chunks) // self.batch_size)
+
+        def __getitem__(self, i):
+            return self.chunks.batch(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+
+        def on_epoch_end(self):
+            if self.shuffle:
+                self.order = self.rng.permutation(len(self.chunks))
+
+    return ChunkBatches
+
+
+def _validation_scores_callback(batches):
+    """history["val_top1"], ["val_top3"], ["val_perplexity"] each epoch, from a fixed sample of
+    validation batches (x, y[, weights]) scored with train.metrics: cheap, and the same figures as the
+    held-out ones (on the training objective's own contexts)."""
+    keras = import_keras()
+
+    class ValidationScores(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            scores = Scores()
+            for b in batches:
+                out = keras.ops.convert_to_numpy(self.model(b[0], training=False))
+                if out.ndim == 3:   # sequence model: logits at every position, only weighted ones count
+                    keep = b[2].reshape(-1) > 0
+                    probs = keras.ops.convert_to_numpy(keras.ops.softmax(out.reshape(-1, out.shape[-1])[keep]))
+                    scores.add(probs, b[1].reshape(-1)[keep])
+                else:
+                    scores.add(out, b[1])
+            if logs is not None and scores.n:
+                figures = scores.summary()
+                logs.update(val_top1=figures["top1"], val_top3=figures["top3"], val_perplexity=figures["perplexity"])
+
+    return ValidationScores()
+
+
+def _fit(model, train_data, val_data, cfg, progress, val_sample=None):
+    """model.fit with early stopping (best weights restored). Ctrl-C after at least one epoch keeps the
+    best weights so far: returns (history, interrupted)."""
+    keras = import_keras()
+    record = keras.callbacks.History()   # right after the scores: an epoch the bar shows is recorded
+    callbacks = ([_validation_scores_callback(val_sample)] if val_sample else []) + [record]
+    stopper = None
+    monitor = "val_loss" if val_data is not None else "loss"
+    if cfg.lr_decay is not None and cfg.lr_decay < 1:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=cfg.lr_decay, patience=0))
+    if cfg.patience:
+        watch = ("val_" if val_data is not None else "") + (cfg.stop_on or "loss")
+        stopper = keras.callbacks.EarlyStopping(monitor=watch, mode="max" if cfg.stop_on == "accuracy" else "min",
+                                                patience=cfg.patience, restore_best_weights=True)
+        callbacks.append(stopper)
+    callbacks += [_progress_callback(cfg.epochs)] if progress else []
+    try:
+        model.fit(train_data, epochs=cfg.epochs, verbose=0, validation_data=val_data, callbacks=callbacks)
+    except KeyboardInterrupt:
+        if not record.history.get("loss"):
+            raise                                   # not one epoch done: nothing worth keeping
+        if stopper is not None and stopper.best_weights is not None:
+            model.set_weights(stopper.best_weights)
+        log.warning("interrupted after %d epoch(s): keeping the best weights so far", len(record.history["loss"]))
+        return _complete_epochs(record.history), True
+    return record.history, False
+
+
+def _complete_epochs(history):
+    """Only the epochs every key has a value for (an interrupt can land between two callbacks)."""
+    n = min(len(v) for v in history.values())
+    return {k: v[:n] for k, v in history.items()}
+
+
+def train(cfg, out, force=False, progress=True, on_defaults=None):
+    """Run one training; returns (model, tokenizer, report). Nothing appears at `out` unless it all worked.
+    The returned and saved model is always the window model (Embedding -> LSTM -> [projection] ->
+    Dense softmax) that export reads, whichever objective trained its weights."""
     cfg.validate()
     check_target(os.path.abspath(out), force)  # fail before minutes of training, not after
     started = time.time()
     corpus = read_corpus(cfg.corpus, cfg.unit)
-    train_docs, val_docs = split_heldout(corpus.documents, cfg.val_split)
+    cfg, chosen, test_docs, rest = resolve(cfg, corpus.documents)
+    train_docs, val_docs = split_heldout(rest, cfg.val_split)
+    for name, v in chosen.items():
+        if name != "stats":
+            log.info("default %s = %s: %s", name, v["value"], v["why"])
     tokenizer = Tokenizer(num_words=cfg.num_words, oov_token=cfg.oov_token, lower=cfg.lower, filters=cfg.filters)
-    tokenizer.fit_on_texts(train_docs)
+    tokenizer.fit_on_texts(rest)   # never the test tail
     train_ids = tokenizer.texts_to_sequences(train_docs)
     n_tokens = sum(map(len, train_ids))
     if n_tokens < 2:
         raise InputError(f"the corpus has {n_tokens} token(s) after tokenizing; at least two are needed to learn a next word")
     windows = Windows(train_ids, cfg.window)
     if len(windows) == 0:
-        raise InputError("no training windows: every document has a single word (try --unit paragraph)")
-    val = Windows(tokenizer.texts_to_sequences(val_docs), windows.window) if val_docs else None
-    mcfg = ModelConfig(tokenizer.vocab_size, windows.window, cfg.embedding_dim, cfg.units)
-    log.info("%d documents, %d tokens, vocabulary %d, %d windows of %d", len(train_docs), n_tokens,
-             mcfg.vocab_size, len(windows), windows.window)
+        raise InputError("no training windows: no document has two or more known words (try --unit paragraph)")
+    window = windows.window
+    val_ids = tokenizer.texts_to_sequences(val_docs) if val_docs else []
+    test_ids = tokenizer.texts_to_sequences(test_docs) if test_docs else []
+    held_ids = test_ids or val_ids                 # the held-out figures: the test tail, else validation
+    held = Windows(held_ids, window) if held_ids else None
+    if cfg.objective == "sequence":
+        chunks = Chunks(train_ids, cfg.chunk_length, cfg.chunk_stride)
+        val = Chunks(val_ids, cfg.chunk_length, cfg.chunk_stride) if val_ids else None
+        examples = len(chunks)
+        log.info("%d documents, %d tokens, vocabulary %d, %d chunks of %d (+1) every %d; window %d",
+                 len(train_docs), n_tokens, tokenizer.vocab_size, len(chunks), cfg.chunk_length, cfg.chunk_stride,
+                 window)
+    else:
+        val = Windows(val_ids, window) if val_ids else None
+        examples = len(windows)
+        log.info("%d documents, %d tokens, vocabulary %d, %d windows of %d", len(train_docs), n_tokens,
+                 tokenizer.vocab_size, len(windows), window)
+    val = val if val is not None and len(val) else None
 
+    if on_defaults and chosen:   # only once the corpus is known to be trainable: bad input prints nothing
+        on_defaults(chosen)
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
-    model = build_model(mcfg, cfg.learning_rate)
-    Batches = _dataset_class()
-    callbacks = [_progress_callback(cfg.epochs)] if progress else []
-    if cfg.patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss" if val and len(val) else "loss",
-                                                       patience=cfg.patience, restore_best_weights=True))
+    mcfg = ModelConfig(tokenizer.vocab_size, window, cfg.embedding_dim, cfg.units)
     fit_started = time.time()
-    history = model.fit(Batches(windows, cfg.batch_size, True, cfg.seed), epochs=cfg.epochs, verbose=0,
-                        validation_data=Batches(val, cfg.batch_size, False, 0) if val and len(val) else None,
-                        callbacks=callbacks).history
+    if cfg.objective == "sequence":
+        scfg = SequenceConfig(tokenizer.vocab_size, cfg.chunk_length, cfg.embedding_dim, cfg.units, cfg.dropout,
+                              bool(cfg.tie))
+        Batches = _sequence_batches_class()
+        seq = build_sequence_model(scfg, cfg.learning_rate)
+        history, interrupted = _fit(seq, Batches(chunks, cfg.batch_size, True, cfg.seed),
+                                    Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress,
+                                    _val_sample(val, MAX_VAL_SCORE_CHUNKS, cfg.seed))
+        model = window_model_from(seq, scfg, window)
+        model_info = dict(mcfg.to_dict(), objective="sequence", chunk_length=cfg.chunk_length,
+                          chunk_stride=cfg.chunk_stride, dropout=cfg.dropout, tied=bool(cfg.tie))
+        train_params = int(seq.count_params())
+    else:
+        Batches = _dataset_class()
+        model = build_model(mcfg, cfg.learning_rate)
+        history, interrupted = _fit(model, Batches(windows, cfg.batch_size, True, cfg.seed),
+                                    Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress,
+                                    _val_sample(val, MAX_EVAL_WINDOWS, cfg.seed))
+        model_info = mcfg.to_dict()
+        train_params = int(model.count_params())
     fit_seconds = time.time() - fit_started
 
     train_eval = _sample(len(windows), MAX_EVAL_WINDOWS, cfg.seed)
     x_train, y_train = windows.batch(train_eval)
     train_acc = topk_accuracy(model(x_train, training=False).numpy(), y_train)
     heldout = None
-    if val is not None and len(val):
-        heldout = evaluate_windows(model, val)
-        x_eval, y_eval = val.batch(_sample(len(val), MAX_EVAL_WINDOWS, cfg.seed))
+    if held is not None and len(held):
+        heldout = evaluate_windows(model, held)
+        heldout["source"] = "test" if test_ids else "validation"
+        x_eval, y_eval = held.batch(_sample(len(held), MAX_EVAL_WINDOWS, cfg.seed))
     else:
         x_eval, y_eval = x_train, y_train
     x_calib, _ = windows.batch(_sample(len(windows), MAX_CALIB_WINDOWS, cfg.seed + 1))
 
     tf = import_tensorflow()
+    epochs_run = len(history["loss"])
+    watched = history.get("val_" + (cfg.stop_on or "loss")) if cfg.patience else None
+    if watched:
+        best = int(np.argmax(watched) if cfg.stop_on == "accuracy" else np.argmin(watched)) + 1
+    else:
+        best = epochs_run
+    if interrupted:
+        log.warning("the model folder holds the best weights of %d completed epoch(s); train-report.json says "
+                    "\"interrupted\": true", epochs_run)
     report = {
         "format": "nextword-train-report", "format_version": 1,
-        "config": asdict(cfg), "model": mcfg.to_dict(),
+        "config": asdict(cfg), "model": model_info, "defaults": chosen,
         "corpus": {"name": corpus.name, "unit": corpus.unit, "sha256": corpus.sha256, "bytes": corpus.size_bytes,
                    "files": corpus.files, "documents": len(corpus.documents), "train_documents": len(train_docs),
-                   "heldout_documents": len(val_docs), "train_tokens": n_tokens},
-        "vocab_size": mcfg.vocab_size, "words_seen": len(tokenizer.word_index), "windows": len(windows),
-        "window": windows.window, "params": int(model.count_params()),
+                   "heldout_documents": len(test_docs or val_docs), "validation_documents": len(val_docs),
+                   "test_documents": len(test_docs), "train_tokens": n_tokens},
+        "split": {"test_split": cfg.test_split, "val_split": cfg.val_split,
+                  "test": "the last test_split of the documents: never trained on, never used to stop",
+                  "validation": "the last val_split of the other documents: early stopping only"},
+        "vocab_size": tokenizer.vocab_size, "words_seen": len(tokenizer.word_index), "windows": len(windows),
+        "examples": examples, "window": window, "params": int(model.count_params()), "train_params": train_params,
         "history": {k: [float(x) for x in v] for k, v in history.items()},
-        "epochs_run": len(history["loss"]),
+        "epochs_run": epochs_run, "best_epoch": best, "interrupted": interrupted,
         "train_accuracy": {"windows": len(train_eval), "top1": train_acc[1], "top3": train_acc[3]},
         "heldout": heldout, "fit_seconds": fit_seconds, "wall_seconds": None, "peak_rss_mb": None,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
