@@ -33,7 +33,11 @@ CATALOGUE = {s.name: s for s in (
     VariantSpec("onnx-step-float32", "onnx", "float32", kind="step"),
     VariantSpec("onnx-step-dynamic-int8", "onnx", "dynamic-int8", kind="step"),
 )}
-DEFAULT_VARIANTS = list(CATALOGUE)
+# Full int8 (integer-only accelerators) is built on request only: on every realistic model measured
+# (Pride and Prejudice: E64 H256 untied 91.1%, E128 H256 tied 92.3% top-1 agreement) the 20 unrolled int8
+# LSTM steps miss its 95% gate while dynamic int8 passes at the same size, so a default export would fail.
+OPT_IN = ("tflite-int8",)
+DEFAULT_VARIANTS = [name for name in CATALOGUE if name not in OPT_IN]
 
 # Gate defaults (issue: export parity). Keys are metric names of export.parity.compare().
 GATES = {

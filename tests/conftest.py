@@ -37,9 +37,10 @@ def keras_model(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def tiny_bundle_dir(tiny_model_dir, tmp_path_factory):
-    """Every default variant of the session's tiny model, exported and gated (checked on the legacy
+    """Every variant of the session's tiny model (the opt-in full int8 too), exported and gated (checked on the legacy
     interpreter too when NEXTWORD_LEGACY_PYTHON is set)."""
     from nextword.export.pipeline import export_bundle
+    from nextword.export.variants import CATALOGUE
     out = tmp_path_factory.mktemp("bundles") / "seed-bundle"
-    export_bundle(tiny_model_dir, str(out), legacy_python=LEGACY_PYTHON)
+    export_bundle(tiny_model_dir, str(out), list(CATALOGUE), legacy_python=LEGACY_PYTHON)   # the opt-in int8 too
     return str(out)
