@@ -57,7 +57,7 @@ def training_summary(report):
     return {"objective": cfg.get("objective") or report.get("objective") or "prefix",
             "epochs_run": report.get("epochs_run"), "epochs_budget": cfg.get("epochs"),
             "fit_seconds": report.get("fit_seconds"), "wall_seconds": report.get("wall_seconds"),
-            "chosen_from_corpus": sorted(chosen) if isinstance(chosen, dict) else [],
+            "chosen_from_corpus": sorted(k for k in chosen if k != "stats") if isinstance(chosen, dict) else [],
             "interrupted": bool(report.get("interrupted")),
             "heldout": report.get("heldout")}
 
