@@ -223,7 +223,7 @@ def _train_cli(*args, timeout=600):
     ("nul.txt", b"hello how are you\nhello\x00how is\n", "NUL byte at offset 23"),
     ("utf16.txt", "hello how are you\n".encode("utf-16"), "NUL byte at offset 3"),
     ("empty.txt", b"\n\n   \n\t\n", "is empty"),
-    ("one-word-lines.txt", b"hello\nhow\nare\nyou\n", "nothing to learn from"),
+    ("one-word-lines.txt", b"hello\nhow\nare\nyou\n", "no document has two or more known words"),
 ])
 def test_hostile_corpus_is_a_clear_error_exit_2(tmp_path, name, data, needle):
     path = tmp_path / name
@@ -261,7 +261,9 @@ def test_ten_megabyte_single_line_trains_quickly_in_bounded_memory(tmp_path):
     report = json.load(open(out / "train-report.json"))
     print(f"10 MB line: {report['windows']:,} windows, fit {report['fit_seconds']:.1f} s, wall {wall:.1f} s, "
           f"peak RSS {report['peak_rss_mb']:.0f} MB")
-    assert report["windows"] > 1_500_000 and report["window"] == 5 and report["vocab_size"] == 14
+    # 13 words + padding + the OOV token nextword-train adds by default for a corpus
+    assert report["windows"] > 1_500_000 and report["window"] == 5 and report["vocab_size"] == 15
+    assert report["config"]["oov_token"] == "<oov>" and report["config"]["objective"] == "sequence"
     assert report["peak_rss_mb"] < 2000          # the training process's own peak (getrusage in the child)
     assert wall < 300
 
