@@ -156,26 +156,27 @@ def peak_rss_mb():
 def _dataset_class():
     keras = import_keras()
 
-    class WindowBatches(keras.utils.PyDataset):
-        """Batches made on demand from Windows; reshuffled every epoch from the run's seed."""
+    class Batches(keras.utils.PyDataset):
+        """Batches made on demand from examples (Windows: (x, y); Chunks: (x, y, weights)), anything
+        with len() and batch(index); reshuffled every epoch from the run's seed."""
 
-        def __init__(self, windows, batch_size, shuffle, seed):
+        def __init__(self, examples, batch_size, shuffle, seed):
             super().__init__(workers=1, use_multiprocessing=False)
-            self.windows, self.batch_size, self.shuffle = windows, batch_size, shuffle
+            self.examples, self.batch_size, self.shuffle = examples, batch_size, shuffle
             self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(windows)) if shuffle else np.arange(len(windows))
+            self.order = self.rng.permutation(len(examples)) if shuffle else np.arange(len(examples))
 
         def __len__(self):
-            return -(-len(self.windows) // self.batch_size)
+            return -(-len(self.examples) // self.batch_size)
 
         def __getitem__(self, i):
-            return self.windows.batch(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+            return self.examples.batch(self.order[i * self.batch_size:(i + 1) * self.batch_size])
 
         def on_epoch_end(self):
             if self.shuffle:
-                self.order = self.rng.permutation(len(self.windows))
+                self.order = self.rng.permutation(len(self.examples))
 
-    return WindowBatches
+    return Batches
 
 
 def _progress_callback(epochs):
@@ -237,31 +238,6 @@ def plot_curves(history, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _sequence_batches_class():
-    keras = import_keras()
-
-    class ChunkBatches(keras.utils.PyDataset):
-        """(x, y, weights) batches made on demand from Chunks; reshuffled every epoch from the run's seed."""
-
-        def __init__(self, chunks, batch_size, shuffle, seed):
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.chunks, self.batch_size, self.shuffle = chunks, batch_size, shuffle
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(chunks)) if shuffle else np.arange(len(chunks))
-
-        def __len__(self):
-            return -(-len(self.chunks) // self.batch_size)
-
-        def __getitem__(self, i):
-            return self.chunks.batch(self.order[i * self.batch_size:(i + 1) * self.batch_size])
-
-        def on_epoch_end(self):
-            if self.shuffle:
-                self.order = self.rng.permutation(len(self.chunks))
-
-    return ChunkBatches
 
 
 def _validation_scores_callback(batches):
@@ -368,11 +344,11 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
     keras = import_keras()
     keras.utils.set_random_seed(cfg.seed)
     mcfg = ModelConfig(tokenizer.vocab_size, window, cfg.embedding_dim, cfg.units)
+    Batches = _dataset_class()
     fit_started = time.time()
     if cfg.objective == "sequence":
         scfg = SequenceConfig(tokenizer.vocab_size, cfg.chunk_length, cfg.embedding_dim, cfg.units, cfg.dropout,
                               bool(cfg.tie))
-        Batches = _sequence_batches_class()
         seq = build_sequence_model(scfg, cfg.learning_rate)
         history, interrupted = _fit(seq, Batches(chunks, cfg.batch_size, True, cfg.seed),
                                     Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress,
@@ -382,7 +358,6 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
                           chunk_stride=cfg.chunk_stride, dropout=cfg.dropout, tied=bool(cfg.tie))
         train_params = int(seq.count_params())
     else:
-        Batches = _dataset_class()
         model = build_model(mcfg, cfg.learning_rate)
         history, interrupted = _fit(model, Batches(windows, cfg.batch_size, True, cfg.seed),
                                     Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress,
