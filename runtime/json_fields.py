@@ -19,6 +19,23 @@ class Said(str):
         return str(self)
 
 
+def _integer(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# kind -> (accepts(value), what a message says was expected)
+KINDS = {
+    "int": (_integer, "an integer"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+    "dict": (lambda v: isinstance(v, dict), "an object"),
+    "num": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "int?": (lambda v: v is None or _integer(v), "an integer or null"),
+    "str?": (lambda v: v is None or isinstance(v, str), "a string or null"),
+}
+
+
 class Check:
     """Reads typed fields out of untrusted JSON; every miss is a BundleInvalid naming the field."""
 
@@ -39,30 +56,9 @@ class Check:
                 return default
             raise BundleInvalid(f"{self.where}: missing field {path}.{key}; re-export the bundle")
         value = data[key]
-        if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                self.fail(f"{path}.{key}", "an integer", value)
-        elif kind == "str":
-            if not isinstance(value, str):
-                self.fail(f"{path}.{key}", "a string", value)
-        elif kind == "bool":
-            if not isinstance(value, bool):
-                self.fail(f"{path}.{key}", "true or false", value)
-        elif kind == "list":
-            if not isinstance(value, list):
-                self.fail(f"{path}.{key}", "a list", value)
-        elif kind == "dict":
-            if not isinstance(value, dict):
-                self.fail(f"{path}.{key}", "an object", value)
-        elif kind == "num":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self.fail(f"{path}.{key}", "a number", value)
-        elif kind == "int?":
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                self.fail(f"{path}.{key}", "an integer or null", value)
-        elif kind == "str?":
-            if value is not None and not isinstance(value, str):
-                self.fail(f"{path}.{key}", "a string or null", value)
+        accepts, expected = KINDS[kind]
+        if not accepts(value):
+            self.fail(f"{path}.{key}", expected, value)
         return value
 
     def name(self, value, path, what="a name"):

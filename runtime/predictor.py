@@ -32,7 +32,13 @@ def _check_name(what, value):
     otherwise fail deep inside as an unhashable dict key)."""
     if value is None or isinstance(value, str):
         return value
-    raise ArgumentTypeError(f"{what} must be a str or None, got {type(value).__name__} {value!r}"[:200])
+    raise ArgumentTypeError(f"{what} must be a str or None, got {type(value).__name__} {value!r}")
+
+
+def _check_text(text):
+    if not isinstance(text, str):
+        raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
+    return text
 
 
 class Predictor:
@@ -107,15 +113,11 @@ class Predictor:
     # -- windows and raw outputs -------------------------------------------------------------
     def ids(self, text):
         """The token ids the model sees for `text` (before windowing)."""
-        if not isinstance(text, str):
-            raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
-        return self.tokenizer.text_to_ids(text)
+        return self.tokenizer.text_to_ids(_check_text(text))
 
     def _tail(self, text):
         """The last `window` ids of `text`: only the end of a long text is tokenized (Tokenizer.tail_ids)."""
-        if not isinstance(text, str):
-            raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
-        return self.tokenizer.tail_ids(text, self.window)
+        return self.tokenizer.tail_ids(_check_text(text), self.window)
 
     def window_for(self, text):
         """The (window,) id array for `text`: its last `window` ids, pre-padded with 0."""
@@ -201,7 +203,7 @@ class Predictor:
         except OverflowError:   # an int beyond float range
             t = math.inf
         if not (math.isfinite(t) and t > 0):
-            raise InputError(f"temperature must be a finite number > 0, got {temperature!r}"[:200])
+            raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
         if top_k is not None:
             top_k = _check_int("top_k", top_k, 1)
         if seed is not None:

@@ -50,7 +50,7 @@ DEFAULT_HISTORY = 20
 
 def check_session_args(mode, history):
     if mode not in MODES:
-        raise InputError(f"mode must be 'stream' or 'exact', got {mode!r}"[:200])
+        raise InputError(f"mode must be 'stream' or 'exact', got {mode!r}")
     history = _check_int("history", history, 0)
     if history > MAX_HISTORY:
         raise InputError(f"history (undo depth) must be at most {MAX_HISTORY}, got {history}")

@@ -28,7 +28,7 @@ State = collections.namedtuple("State", "h c z")   # z: logits (V,) for the next
 def step_variant(manifest, name):
     """The step variant `name` of the manifest, or InputError naming the ones it has."""
     if not isinstance(name, str):
-        raise ArgumentTypeError(f"step variant must be a str, got {type(name).__name__} {name!r}"[:200])
+        raise ArgumentTypeError(f"step variant must be a str, got {type(name).__name__} {name!r}")
     v = manifest.variants.get(name)
     if v is None or v.kind != "step":
         steps = [n for n, x in manifest.variants.items() if x.kind == "step"]
@@ -160,7 +160,7 @@ class StepModel:
             ids = list(ids)
             for i in ids:
                 if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-                    raise ArgumentTypeError(f"ids must be int token ids, got {type(i).__name__} {i!r}"[:200])
+                    raise ArgumentTypeError(f"ids must be int token ids, got {type(i).__name__} {i!r}")
             ids = [int(i) for i in ids]
         if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
             raise InputError(f"ids must be in 0..{self.vocab_size - 1}")
