@@ -251,9 +251,11 @@ def test_cli_help_names_both_objectives():
 
 
 @pytest.mark.tf
-def test_ctrl_c_after_an_epoch_leaves_a_usable_model_folder(tmp_path):
+def test_ctrl_c_after_an_epoch_leaves_a_usable_model_folder_and_resume_finishes_it(tmp_path):
     """SIGINT once the progress bar shows a finished epoch: the run saves the best weights so far as a
-    complete model folder marked interrupted (the trigger is the bar's output, not a clock)."""
+    complete model folder marked interrupted (the trigger is the bar's output, not a clock), exit 0;
+    `--resume` then finishes the run. Before train/stop.py this crashed with SIGSEGV about one run in
+    six: the KeyboardInterrupt landed inside TensorFlow's tensor conversion."""
     import os
     import select
     import signal
@@ -285,7 +287,22 @@ def test_ctrl_c_after_an_epoch_leaves_a_usable_model_folder(tmp_path):
     assert rep["interrupted"] is True and 1 <= rep["epochs_run"] < 100000
     assert all(len(v) == rep["epochs_run"] for v in rep["history"].values())
     assert {"val_top1", "val_top3", "val_perplexity"} <= set(rep["history"])
+    assert rep["stopped_by"] == "SIGINT" and b"--resume" in stdout
     import keras
     model = keras.saving.load_model(out / "model.keras")
     probs = model(np.zeros((1, rep["window"]), np.int32)).numpy()
     assert probs.shape == (1, rep["vocab_size"]) and abs(float(probs.sum()) - 1) < 1e-4
+
+    # --resume goes on from the last finished epoch (a smaller budget is allowed) and replaces the
+    # interrupted folder without --force; the resume state is gone once the run completes
+    resume_dir = str(out) + ".resume"
+    assert os.path.isdir(resume_dir)
+    budget = rep["epochs_run"] + 2
+    r = subprocess.run([command_path("nextword-train"), "--corpus", str(corpus), "--unit", "paragraph", "--epochs",
+                        str(budget), "--patience", "100000", "--out", str(out), "--resume", "--quiet"],
+                       capture_output=True, cwd=REPO, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    done = json.loads((out / "train-report.json").read_text(encoding="utf-8"))
+    assert done["interrupted"] is False and done["resumed_from_epoch"] == rep["epochs_run"]
+    assert done["epochs_run"] == budget and done["history"]["loss"][:rep["epochs_run"]] == rep["history"]["loss"]
+    assert not os.path.exists(resume_dir)

@@ -35,7 +35,11 @@ def parser():
                     "trains on the seed notebook's four lines with its settings and should predict 'your' "
                     "after 'hello how is'.",
         epilog="Writes model.keras, tokenizer.json, train-report.json, curves.png and windows.npz into --out, "
-               "built in a temporary folder and renamed into place. Exit codes: 0 ok, 2 bad input.")
+               "built in a temporary folder and renamed into place. Ctrl-C (or SIGTERM, SIGHUP) during training stops "
+               "at the next batch and still writes the folder with the best weights of the finished epochs, marked "
+               "\"interrupted\": true (exit 0); --resume goes on from there. A second Ctrl-C ends at once. "
+               "Exit codes: 0 ok (also interrupted after an epoch), 2 bad input, 130/143/129 stopped before the "
+               "first epoch ended.")
     p.add_argument("--corpus", nargs="+", metavar="PATH", default=[],
                    help="text file(s) or folder(s) of .txt files (UTF-8); default: the four seed lines")
     p.add_argument("--unit", choices=("line", "paragraph"), default="line",
@@ -80,6 +84,10 @@ def parser():
     p.add_argument("--seed", type=positive_int, default=0, help="random seed: a run is repeatable on one machine (default 0)")
     p.add_argument("--predict", metavar="TEXT", help="print the next word for TEXT after training "
                    "(default with the seed corpus: 'hello how is')")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its last finished epoch, kept in <out>.resume (written "
+                        "after every epoch, removed when a run completes). Give the same corpus and flags; "
+                        "--epochs may be raised. Replaces the interrupted model folder at --out without --force")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -107,7 +115,7 @@ def body(args):
         args.out = os.path.join("artifacts", f"{corpus_name(args.corpus)}-model")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     model, tokenizer, report = train(cfg, args.out, force=args.force, progress=not args.quiet,
-                                     on_defaults=print_defaults)
+                                     on_defaults=print_defaults, resume=args.resume)
     model.summary(print_fn=lambda line, **_: print(line))
     c, acc = report["corpus"], report["train_accuracy"]
     print(f"corpus      {c['name']} ({c['bytes']:,} bytes, {c['documents']:,} {c['unit']}s, sha256 {c['sha256'][:12]}…)")
@@ -120,8 +128,9 @@ def body(args):
         h = report["heldout"]
         print(f"held out    {h['windows']:,} {h.get('source', '')} windows: top-1 {h['top1']:.1%}, top-3 {h['top3']:.1%}, perplexity {h['perplexity']:.1f}")
     if report.get("interrupted"):
-        print(f"interrupted kept the best weights of {report['epochs_run']} completed epoch(s) (train-report.json: "
-              "\"interrupted\": true)")
+        print(f"interrupted by {report['stopped_by']}: kept the weights of epoch {report['best_epoch']} of "
+              f"{report['epochs_run']} finished (train-report.json: \"interrupted\": true); to go on, run the same "
+              "command with --resume")
     print(f"resources   wall {report['wall_seconds']:.1f} s, peak RSS {report['peak_rss_mb']:.0f} MB")
     print(f"written     {os.path.abspath(args.out)}")
     text = args.predict if args.predict is not None else (None if args.corpus else "hello how is")

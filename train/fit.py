@@ -6,6 +6,7 @@ import logging
 import os
 import platform
 import resource
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -14,11 +15,12 @@ import numpy as np
 from nextword.runtime.errors import InputError
 from nextword.runtime.tokenizer import DEFAULT_FILTERS, Tokenizer
 
-from . import defaults
+from . import checkpoint, defaults
 from .atomic import AtomicFolder, check_target
 from .corpus import read_corpus
 from .metrics import Scores, topk_accuracy
 from .examples import Chunks
+from .loop import LoopState, Rules, run as run_epochs
 from .model import ModelConfig, SequenceConfig, build_model, build_sequence_model, window_model_from
 from .quiet_tf import import_keras, import_tensorflow
 from .windows import Windows, split_heldout
@@ -158,13 +160,17 @@ def _dataset_class():
 
     class Batches(keras.utils.PyDataset):
         """Batches made on demand from examples (Windows: (x, y); Chunks: (x, y, weights)), anything
-        with len() and batch(index); reshuffled every epoch from the run's seed."""
+        with len() and batch(index). Epoch e's order depends on (seed, e) only, set by the loop before
+        the epoch starts: a resumed run sees the orders an uninterrupted one would."""
 
         def __init__(self, examples, batch_size, shuffle, seed):
             super().__init__(workers=1, use_multiprocessing=False)
-            self.examples, self.batch_size, self.shuffle = examples, batch_size, shuffle
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(examples)) if shuffle else np.arange(len(examples))
+            self.examples, self.batch_size, self.shuffle, self.seed = examples, batch_size, shuffle, seed
+            self.order = np.arange(len(examples))
+
+        def set_epoch(self, epoch):
+            if self.shuffle:
+                self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
 
         def __len__(self):
             return -(-len(self.examples) // self.batch_size)
@@ -172,29 +178,7 @@ def _dataset_class():
         def __getitem__(self, i):
             return self.examples.batch(self.order[i * self.batch_size:(i + 1) * self.batch_size])
 
-        def on_epoch_end(self):
-            if self.shuffle:
-                self.order = self.rng.permutation(len(self.examples))
-
     return Batches
-
-
-def _progress_callback(epochs):
-    keras = import_keras()
-    from tqdm.auto import tqdm
-
-    class EpochBar(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=epochs, unit="epoch", desc="training", leave=True)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items()})
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return EpochBar()
 
 
 def evaluate_windows(model, windows, batch_size=1024):
@@ -240,70 +224,23 @@ def plot_curves(history, path):
     plt.close(fig)
 
 
-def _validation_scores_callback(batches):
-    """history["val_top1"], ["val_top3"], ["val_perplexity"] each epoch, from a fixed sample of
-    validation batches (x, y[, weights]) scored with train.metrics: cheap, and the same figures as the
-    held-out ones (on the training objective's own contexts)."""
-    keras = import_keras()
-
-    class ValidationScores(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            scores = Scores()
-            for b in batches:
-                out = keras.ops.convert_to_numpy(self.model(b[0], training=False))
-                if out.ndim == 3:   # sequence model: logits at every position, only weighted ones count
-                    keep = b[2].reshape(-1) > 0
-                    probs = keras.ops.convert_to_numpy(keras.ops.softmax(out.reshape(-1, out.shape[-1])[keep]))
-                    scores.add(probs, b[1].reshape(-1)[keep])
-                else:
-                    scores.add(out, b[1])
-            if logs is not None and scores.n:
-                figures = scores.summary()
-                logs.update(val_top1=figures["top1"], val_top3=figures["top3"], val_perplexity=figures["perplexity"])
-
-    return ValidationScores()
-
-
-def _fit(model, train_data, val_data, cfg, progress, val_sample=None):
-    """model.fit with early stopping (best weights restored). Ctrl-C after at least one epoch keeps the
-    best weights so far: returns (history, interrupted)."""
-    keras = import_keras()
-    record = keras.callbacks.History()   # right after the scores: an epoch the bar shows is recorded
-    callbacks = ([_validation_scores_callback(val_sample)] if val_sample else []) + [record]
-    stopper = None
-    monitor = "val_loss" if val_data is not None else "loss"
-    if cfg.lr_decay is not None and cfg.lr_decay < 1:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=cfg.lr_decay, patience=0))
-    if cfg.patience:
-        watch = ("val_" if val_data is not None else "") + (cfg.stop_on or "loss")
-        stopper = keras.callbacks.EarlyStopping(monitor=watch, mode="max" if cfg.stop_on == "accuracy" else "min",
-                                                patience=cfg.patience, restore_best_weights=True)
-        callbacks.append(stopper)
-    callbacks += [_progress_callback(cfg.epochs)] if progress else []
-    try:
-        model.fit(train_data, epochs=cfg.epochs, verbose=0, validation_data=val_data, callbacks=callbacks)
-    except KeyboardInterrupt:
-        if not record.history.get("loss"):
-            raise                                   # not one epoch done: nothing worth keeping
-        if stopper is not None and stopper.best_weights is not None:
-            model.set_weights(stopper.best_weights)
-        log.warning("interrupted after %d epoch(s): keeping the best weights so far", len(record.history["loss"]))
-        return _complete_epochs(record.history), True
-    return record.history, False
-
-
-def _complete_epochs(history):
-    """Only the epochs every key has a value for (an interrupt can land between two callbacks)."""
-    n = min(len(v) for v in history.values())
-    return {k: v[:n] for k, v in history.items()}
-
-
-def train(cfg, out, force=False, progress=True, on_defaults=None):
+def train(cfg, out, force=False, progress=True, on_defaults=None, resume=False):
     """Run one training; returns (model, tokenizer, report). Nothing appears at `out` unless it all worked.
     The returned and saved model is always the window model (Embedding -> LSTM -> [projection] ->
-    Dense softmax) that export reads, whichever objective trained its weights."""
+    Dense softmax) that export reads, whichever objective trained its weights. With a corpus, the
+    state after every epoch is kept in <out>.resume until the model folder is written; resume=True
+    goes on from there (same corpus and settings; the epoch budget may differ)."""
     cfg.validate()
-    check_target(os.path.abspath(out), force)  # fail before minutes of training, not after
+    resume_dir = checkpoint.resume_folder(out)
+    # fail before minutes of training, not after; a resumed run may replace the folder it was interrupted with
+    if resume and not cfg.corpus:
+        raise InputError("--resume needs the --corpus of the interrupted run (the seed lines train in seconds "
+                         "and keep no resume state)")
+    if resume and not os.path.isdir(resume_dir):
+        raise InputError(f"--resume: there is no {resume_dir} to continue from (it is written after every finished "
+                         "epoch of a run with --corpus, and removed when the run completes)")
+    force = force or (resume and _interrupted_folder(out))
+    check_target(os.path.abspath(out), force)
     started = time.time()
     corpus = read_corpus(cfg.corpus, cfg.unit)
     cfg, chosen, test_docs, rest = resolve(cfg, corpus.documents)
@@ -345,25 +282,46 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
     keras.utils.set_random_seed(cfg.seed)
     mcfg = ModelConfig(tokenizer.vocab_size, window, cfg.embedding_dim, cfg.units)
     Batches = _dataset_class()
-    fit_started = time.time()
     if cfg.objective == "sequence":
         scfg = SequenceConfig(tokenizer.vocab_size, cfg.chunk_length, cfg.embedding_dim, cfg.units, cfg.dropout,
                               bool(cfg.tie))
-        seq = build_sequence_model(scfg, cfg.learning_rate)
-        history, interrupted = _fit(seq, Batches(chunks, cfg.batch_size, True, cfg.seed),
-                                    Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress,
-                                    _val_sample(val, MAX_VAL_SCORE_CHUNKS, cfg.seed))
-        model = window_model_from(seq, scfg, window)
+        trained = build_sequence_model(scfg, cfg.learning_rate)
+        train_batches = Batches(chunks, cfg.batch_size, True, cfg.seed)
+        val_sample = _val_sample(val, MAX_VAL_SCORE_CHUNKS, cfg.seed)
         model_info = dict(mcfg.to_dict(), objective="sequence", chunk_length=cfg.chunk_length,
                           chunk_stride=cfg.chunk_stride, dropout=cfg.dropout, tied=bool(cfg.tie))
-        train_params = int(seq.count_params())
     else:
-        model = build_model(mcfg, cfg.learning_rate)
-        history, interrupted = _fit(model, Batches(windows, cfg.batch_size, True, cfg.seed),
-                                    Batches(val, cfg.batch_size, False, 0) if val else None, cfg, progress,
-                                    _val_sample(val, MAX_EVAL_WINDOWS, cfg.seed))
+        trained = build_model(mcfg, cfg.learning_rate)
+        train_batches = Batches(windows, cfg.batch_size, True, cfg.seed)
+        val_sample = _val_sample(val, MAX_EVAL_WINDOWS, cfg.seed)
         model_info = mcfg.to_dict()
-        train_params = int(model.count_params())
+    train_params = int(trained.count_params())
+    rules = Rules(epochs=cfg.epochs, patience=cfg.patience, watch=("val_" if val else "") + (cfg.stop_on or "loss"),
+                  mode="max" if cfg.stop_on == "accuracy" else "min", decay=cfg.lr_decay,
+                  decay_on="val_loss" if val else "loss")
+    meta = {"config": asdict(cfg), "corpus_sha256": corpus.sha256, "vocab_size": tokenizer.vocab_size,
+            "keras": keras.__version__}
+    state, kept = LoopState(), None
+    if resume:
+        previous = checkpoint.Resume(resume_dir, meta)
+        try:
+            state = LoopState.from_dict(previous.loop)
+        except (TypeError, ValueError) as e:
+            raise checkpoint.damaged(resume_dir, f"holds no usable loop state ({e})") from None
+        kept = previous.restore(trained)
+        log.warning("resuming after epoch %d of %d from %s", state.epochs_done, cfg.epochs, resume_dir)
+    elif os.path.exists(resume_dir) and cfg.corpus:
+        log.warning("starting over: %s of an earlier run will be replaced (--resume continues it)", resume_dir)
+    resumed_from = state.epochs_done if resume else None
+
+    def save(loop_state, kept_weights):
+        checkpoint.save(resume_dir, trained, kept_weights, loop_state.to_dict(), meta)
+
+    fit_started = time.time()
+    outcome = run_epochs(trained, train_batches, Batches(val, cfg.batch_size, False, 0) if val else None, val_sample,
+                         rules, state, kept, progress, save if cfg.corpus else None)
+    history, interrupted = outcome.state.history, outcome.stopped_by is not None
+    model = window_model_from(trained, scfg, window) if cfg.objective == "sequence" else trained
     fit_seconds = time.time() - fit_started
 
     train_eval = _sample(len(windows), MAX_EVAL_WINDOWS, cfg.seed)
@@ -379,12 +337,8 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
     x_calib, _ = windows.batch(_sample(len(windows), MAX_CALIB_WINDOWS, cfg.seed + 1))
 
     tf = import_tensorflow()
-    epochs_run = len(history["loss"])
-    watched = history.get("val_" + (cfg.stop_on or "loss")) if cfg.patience else None
-    if watched:
-        best = int(np.argmax(watched) if cfg.stop_on == "accuracy" else np.argmin(watched)) + 1
-    else:
-        best = epochs_run
+    epochs_run = outcome.state.epochs_done
+    best = outcome.state.best_epoch if cfg.patience and outcome.state.best_epoch else epochs_run
     if interrupted:
         log.warning("the model folder holds the best weights of %d completed epoch(s); train-report.json says "
                     "\"interrupted\": true", epochs_run)
@@ -402,6 +356,8 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
         "examples": examples, "window": window, "params": int(model.count_params()), "train_params": train_params,
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "epochs_run": epochs_run, "best_epoch": best, "interrupted": interrupted,
+        "stopped_by": outcome.stopped_by, "stopped_early": outcome.state.stopped_early,
+        "resumed_from_epoch": resumed_from, "resume_folder": resume_dir if interrupted else None,
         "train_accuracy": {"windows": len(train_eval), "top1": train_acc[1], "top3": train_acc[3]},
         "heldout": heldout, "fit_seconds": fit_seconds, "wall_seconds": None, "peak_rss_mb": None,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
@@ -417,4 +373,15 @@ def train(cfg, out, force=False, progress=True, on_defaults=None):
         report["peak_rss_mb"] = peak_rss_mb()
         with open(os.path.join(tmp, REPORT_FILE), "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, ensure_ascii=False)
+    if not interrupted:
+        shutil.rmtree(resume_dir, ignore_errors=True)   # the run is complete: nothing left to resume
     return model, tokenizer, report
+
+
+def _interrupted_folder(out):
+    """True if `out` is a model folder whose training was interrupted (its report says so)."""
+    try:
+        with open(os.path.join(out, REPORT_FILE), encoding="utf-8") as f:
+            return json.load(f).get("interrupted") is True
+    except (OSError, ValueError, AttributeError):
+        return False
