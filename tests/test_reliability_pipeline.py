@@ -49,13 +49,13 @@ elif phase == "writing":         # train: model.keras written into the temp fold
     import nextword.train.fit as F
     F.plot_curves = pause
 elif phase == "training":        # train: mark after the first epoch and keep training
-    import keras
-    import nextword.train.fit as F
-    class Mark(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:
-                open(marker, "w").close()
-    F._progress_callback = lambda epochs: Mark()
+    import nextword.train.loop as L
+    end_epoch = L.end_epoch
+    def end_epoch_then_mark(*args, **kwargs):
+        kept = end_epoch(*args, **kwargs)
+        open(marker, "w").close()
+        return kept
+    L.end_epoch = end_epoch_then_mark
 main = __import__(module, fromlist=["main"]).main
 main(sys.argv[4:])
 """
@@ -72,7 +72,7 @@ def snapshot(folder):
 
 def leftovers(target):
     parent, base = os.path.split(os.path.abspath(target))
-    return sorted(glob.glob(os.path.join(parent, f".nextword-tmp-{base}.*")))
+    return sorted(glob.glob(os.path.join(parent, f".nextword-tmp-{base}.[0-9]*")))   # not {base}.resume's
 
 
 def start(module, args, phase=None, marker=None, quiet=True):
@@ -378,3 +378,26 @@ def test_readers_see_the_old_or_the_new_bundle_whole_while_export_replaces_it(tm
     assert not bad, f"{len(bad)} loads mixed the two bundles: {bad[:3]} (old {old_answer}, new {new_answer})"
     assert olds and news, "the readers did not overlap the replacement"
     assert not errors, f"{len(errors)} loads failed during the swap: {errors[:3]}"
+
+
+@pytest.mark.tf
+def test_train_killed_after_an_epoch_resumes_from_its_last_checkpoint(tmp_path):
+    """kill -9 during a corpus run: <out>.resume (replaced atomically after every epoch) holds the last
+    finished epoch, and the same command with --resume finishes the run from there."""
+    corpus = tmp_path / "prose.txt"
+    words = [f"w{i}" for i in range(9)]
+    corpus.write_text("\n\n".join(" ".join(words[(k + j) % 9] for j in range(12)) for k in range(30)) + "\n")
+    model = str(tmp_path / "M")
+    args = ["--corpus", str(corpus), "--unit", "paragraph", "--out", model, "--patience", "0", "--quiet"]
+    state = os.path.join(model + ".resume", "state.json")
+    proc = start("nextword.train.cli", args + ["--epochs", "5000"])
+    kill_when(proc, lambda: os.path.exists(state))
+    assert not os.path.exists(model)                       # no model folder: the run never finished
+    done = json.load(open(state))["loop"]["epochs_done"]
+    assert done >= 1
+    proc = subprocess.run([sys.executable, "-m", "nextword.train.cli", *args, "--epochs", str(done + 2), "--resume"],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.load(open(os.path.join(model, "train-report.json")))
+    assert report["resumed_from_epoch"] == done and report["epochs_run"] == done + 2
+    assert not os.path.exists(model + ".resume") and leftovers(model) == []
