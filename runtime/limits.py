@@ -110,6 +110,6 @@ MAX_LEXICON_BYTES = 64 << 20          # lexicon.json: each form repeats its word
 MAX_LEXICON_VALUES = 4 * MAX_VOCAB_WORDS + 64   # JSON values in lexicon.json: 3 per form ([word, display]), 1 per abbreviation
 MAX_COMPLETE_K = 1000                 # k of one complete() call: a keyboard shows 3-6, the KSR bench at most 6
 MAX_COMPLETE_CACHE = 16               # next-word distributions complete() keeps (LRU by context ids): a keyboard needs 1
-MAX_COMPLETE_CACHE_BYTES = 64 << 20   # ... and at most this many bytes of them (a 4M-word output row is 32 MB)
+MAX_COMPLETE_CACHE_BYTES = 64 << 20   # ... and at most this many bytes of them (8 bytes a word: 4 MB at MAX_VOCAB_WORDS)
 MAX_BLOCKLIST_BYTES = 4 << 20         # a blocklist file (published offensive-word lists: 2k-10k words, < 100 KB)
 MAX_BLOCKLIST_WORDS = 1 << 17         # words blocked at once (file and block() together)

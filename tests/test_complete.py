@@ -267,6 +267,11 @@ CRAFTED = {
 }
 
 
+def test_control_deep_json_raises_in_the_parser_the_loader_catches():
+    with pytest.raises(RecursionError):
+        json.loads(CRAFTED["deep"][0])
+
+
 @pytest.mark.parametrize("case", sorted(CRAFTED))
 def test_a_crafted_lexicon_is_a_bundle_error_naming_the_field(tmp_path, case):
     lexicon, message = CRAFTED[case]
