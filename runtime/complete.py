@@ -10,9 +10,11 @@ and the OOV token itself are never suggested, nor any word of the predictor's bl
 broken by the tokenizer's rank id (the more frequent word first).
 
 The prefix index: every word's search key (the word lower-cased), sorted once per predictor, so the
-words of a prefix are one contiguous range found by two bisections. For each next-word distribution
-the scores of all words are laid out in that order once (one numpy gather, cached per context), and a
-keystroke costs a partition of its range. The typed prefix is matched case-insensitively.
+words of a prefix are one contiguous range found by two bisections. A keystroke then scores its range
+(small ranges whole; large ones as their in-model words plus the first lexicon-only words in count
+order, which is the same in every context), so it never costs a pass over a 100k-word lexicon. The
+next-word distribution is cached per context (LRU, runtime/limits.py), so typing inside a word costs
+no model call. The typed prefix is matched case-insensitively.
 
 Text analysis (Predictor.complete): the text before the cursor ends inside a word when its last
 character is neither whitespace nor a filter (or split) character of the tokenizer; that last run of
@@ -35,6 +37,8 @@ from .limits import MAX_COMPLETE_CACHE, MAX_COMPLETE_CACHE_BYTES, MAX_COMPLETE_K
 from .ranking import softmax
 
 SENTENCE_ENDS = ".!?"
+SMALL_RANGE = 2048      # a prefix range up to this many words is scored whole (~20 us); larger ones in two parts
+LEXICON_CHUNK = 4096    # lexicon-only words looked at per step when a large range is scanned in count order
 # skipped between a sentence end and the next word: whitespace (every character str.isspace() takes,
 # spelled out so str.rstrip strips them at C speed) and closing or opening quotes and brackets
 WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
@@ -53,6 +57,11 @@ class Suggestion(NamedTuple):
 
     def to_dict(self):
         return {"word": self.word, "display": self.display, "probability": self.probability, "source": self.source}
+
+
+def probabilities(logits):
+    """Softmax of one row of logits as Predictor.probabilities computes it (float32), then float64."""
+    return softmax(np.asarray(logits, dtype=np.float32)).astype(np.float64)
 
 
 def check_k(k):
@@ -80,26 +89,27 @@ class PrefixIndex:
 
     def __init__(self, tokenizer, vocab_size):
         oov = tokenizer.oov_id
-        entries = []
-        for word, count in tokenizer.word_counts.items():
-            i = tokenizer.word_index.get(word)
-            if i is None or i == oov:   # a word equal to the OOV token is the OOV token
-                continue
-            entries.append((word.lower(), i, word, count))
-        entries.sort()
-        self.keys = [e[0] for e in entries]
-        self.words = [e[2] for e in entries]
-        self.ids = np.array([e[1] for e in entries], dtype=np.int64)
-        counts = np.array([float(e[3]) for e in entries], dtype=np.float64)
+        index = tokenizer.word_index
+        words = [w for w in tokenizer.word_counts if index.get(w, oov) != oov]   # a word equal to the OOV token is it
+        keys = [w.lower() for w in words]
+        order = sorted(range(len(words)), key=keys.__getitem__)   # equal keys (lower=False) in any order: ties use ids
+        self.keys = [keys[j] for j in order]
+        self.words = [words[j] for j in order]
+        self.ids = np.array([index[w] for w in self.words], dtype=np.int64)
+        counts = np.array([float(tokenizer.word_counts[w]) for w in self.words], dtype=np.float64)
         self.model = self.ids < vocab_size
         self.model_ids = np.where(self.model, self.ids, 0)
         lexicon = ~self.model
         self.lexicon_only = int(lexicon.sum())
         total = counts[lexicon].sum()
-        self.share = np.where(lexicon, counts / total, 0.0) if total > 0 else np.zeros(len(entries))
+        self.share = np.where(lexicon, counts / total, 0.0) if total > 0 else np.zeros(len(words))
         self.oov = oov if oov is not None and oov < vocab_size else None
         self.position = {w: j for j, w in enumerate(self.words)}
-        self._blocked_version, self._blocked = None, np.empty(0, dtype=np.int64)
+        self.model_pos = np.flatnonzero(self.model)                       # in-model words, index order
+        self.lexicon_pos = np.flatnonzero(lexicon)
+        self.lexicon_pos = self.lexicon_pos[np.argsort(self.ids[self.lexicon_pos], kind="stable")]   # by count
+        self._no_block = np.zeros(len(words), dtype=bool)
+        self._blocked = (None, self._no_block)
 
     def __len__(self):
         return len(self.words)
@@ -112,56 +122,83 @@ class PrefixIndex:
         hi = len(keys) if after is None else bisect.bisect_left(keys, after, lo)
         return lo, hi
 
-    def scores(self, probabilities):
-        """Each word's probability as the next word, in index order (float64): the model's for
-        in-model words, the OOV share for lexicon-only ones (0 when there is no OOV token)."""
-        p = np.asarray(probabilities, dtype=np.float64)
-        s = p[self.model_ids]
-        if self.oov is not None:
-            np.copyto(s, p[self.oov] * self.share, where=~self.model)
-        else:
-            s[~self.model] = 0.0
+    def _scores(self, p, pos):
+        """The probabilities of the words at index positions `pos` given the next-word distribution
+        `p` (float64, one per model id): the model's for in-model words, the OOV share for
+        lexicon-only ones (0 when there is no OOV token)."""
+        s = p[self.model_ids[pos]]
+        lexical = ~self.model[pos]
+        if lexical.any():
+            s[lexical] = p[self.oov] * self.share[pos[lexical]] if self.oov is not None else 0.0
         return s
 
-    def blocked_positions(self, blocklist):
-        """Sorted index positions of the blocked words (recomputed when the blocklist changes)."""
+    def blocked_mask(self, blocklist):
+        """A bool per index position: blocked now (recomputed when the blocklist changes)."""
         if blocklist is None:
-            return self._blocked
-        version = blocklist.version
-        if version != self._blocked_version:
-            words = blocklist.words
-            found = sorted(self.position[w] for w in words if w in self.position)
-            self._blocked, self._blocked_version = np.array(found, dtype=np.int64), version
-        return self._blocked
+            return self._no_block
+        found = self._blocked
+        if found[0] != blocklist.version:
+            version, words = blocklist.version, blocklist.words
+            mask = np.zeros(len(self.words), dtype=bool)
+            mask[[self.position[w] for w in words if w in self.position]] = True
+            found = self._blocked = (version, mask)
+        return found[1]
 
-    def best(self, scores, lo, hi, k, blocked):
-        """Index positions of the k best words in [lo, hi): probability first, rank id on ties."""
-        seg = scores[lo:hi]
-        a, b = np.searchsorted(blocked, [lo, hi])
-        if b > a:
-            seg = seg.copy()
-            seg[blocked[a:b] - lo] = -1.0
-        ids = self.ids[lo:hi]
-        n = hi - lo
+    def _top(self, pos, s, k):
+        """The k best of positions `pos` with scores `s` (blocked ones already < 0): probability
+        first, rank id on ties; returns (positions, scores), best first."""
+        n = len(pos)
         if n > k:
-            kth = np.partition(seg, n - k)[n - k]
-            greater = np.flatnonzero(seg > kth)
-            tied = np.flatnonzero(seg == kth)
+            kth = np.partition(s, n - k)[n - k]
+            greater = np.flatnonzero(s > kth)
+            tied = np.flatnonzero(s == kth)
             need = k - len(greater)
             if len(tied) > need:
-                tied = tied[np.argpartition(ids[tied], need - 1)[:need]]
-            cand = np.concatenate([greater, tied])
-        else:
-            cand = np.arange(n)
-        cand = cand[seg[cand] >= 0]
-        order = cand[np.lexsort((ids[cand], -seg[cand]))][:k]
-        return order + lo, seg[order]
+                tied = tied[np.argpartition(self.ids[pos[tied]], need - 1)[:need]]
+            keep = np.concatenate([greater, tied])
+            pos, s = pos[keep], s[keep]
+        ok = s >= 0
+        pos, s = pos[ok], s[ok]
+        order = np.lexsort((self.ids[pos], -s))[:k]
+        return pos[order], s[order]
+
+    def best(self, p, lo, hi, k, blocked):
+        """The k best words in [lo, hi) given the next-word distribution `p` (float64 by model id)
+        and the blocked mask: (index positions, probabilities), best first.
+        A small range is scored whole. A large one (the empty prefix, one letter at a big lexicon)
+        is taken in two parts, so a keystroke never costs a pass over every word: the in-model words
+        of the range (at most vocab_size), and the lexicon-only words in count order (the same for
+        every context: they all share one OOV probability), scanned until k are found."""
+        if hi - lo <= SMALL_RANGE:
+            pos = np.arange(lo, hi)
+            s = self._scores(p, pos)
+            s[blocked[lo:hi]] = -1.0
+            return self._top(pos, s, k)
+        a, b = np.searchsorted(self.model_pos, [lo, hi])
+        pos = self.model_pos[a:b]
+        s = p[self.ids[pos]]
+        s[blocked[pos]] = -1.0
+        pos, s = self._top(pos, s, k)
+        found = []
+        lexical = self.lexicon_pos
+        for i in range(0, len(lexical), LEXICON_CHUNK):
+            chunk = lexical[i:i + LEXICON_CHUNK]
+            chunk = chunk[(chunk >= lo) & (chunk < hi)]
+            chunk = chunk[~blocked[chunk]]
+            found.append(chunk[:k])
+            k_found = sum(len(f) for f in found)
+            if k_found >= k:
+                break
+        if found:
+            extra = np.concatenate(found)[:k]
+            pos = np.concatenate([pos, extra])
+            s = np.concatenate([s, self._scores(p, extra)])
+        return self._top(pos, s, k)
 
 
 class Completer:
     """Completion for one predictor: the prefix index (built on first use), the bundle's display
-    forms, the shared blocklist and an LRU cache of next-word distributions (as index-ordered
-    scores) keyed by context ids."""
+    forms, the shared blocklist and an LRU cache of next-word distributions keyed by context ids."""
 
     def __init__(self, bundle, vocab_size, blocklist=None):
         self.bundle = bundle
@@ -171,7 +208,7 @@ class Completer:
         self._index = None
         self._lock = threading.Lock()
         self._cache = collections.OrderedDict()
-        self._cache_size = None
+        self._cache_size = max(1, min(MAX_COMPLETE_CACHE, MAX_COMPLETE_CACHE_BYTES // (8 * vocab_size)))
         bounds = set(self.tokenizer.filters) | set(self.tokenizer.split)
         self._bounds = frozenset(bounds)
 
@@ -179,9 +216,7 @@ class Completer:
         if self._index is None:
             with self._lock:
                 if self._index is None:
-                    index = PrefixIndex(self.tokenizer, self.vocab_size)
-                    self._cache_size = max(1, min(MAX_COMPLETE_CACHE, MAX_COMPLETE_CACHE_BYTES // max(1, 8 * len(index))))
-                    self._index = index
+                    self._index = PrefixIndex(self.tokenizer, self.vocab_size)
         return self._index
 
     def lexicon(self):
@@ -226,15 +261,15 @@ class Completer:
         return not (word and self.lexicon().is_abbreviation(word))
 
     # -- distributions -----------------------------------------------------------------------------
-    def scores(self, key, logits):
-        """Index-ordered scores for context `key` (hashable), from `logits()` on a cache miss."""
+    def distribution(self, key, logits):
+        """The next-word probabilities (float64 by model id) for context `key` (hashable), from
+        `logits()` on a cache miss; the last MAX_COMPLETE_CACHE contexts are kept."""
         with self._lock:
             found = self._cache.get(key)
             if found is not None:
                 self._cache.move_to_end(key)
                 return found
-        index = self.index()
-        s = index.scores(softmax(np.asarray(logits(), dtype=np.float32)))
+        s = probabilities(logits())
         with self._lock:
             self._cache[key] = s
             self._cache.move_to_end(key)
@@ -243,17 +278,16 @@ class Completer:
         return s
 
     # -- answers -----------------------------------------------------------------------------------
-    def suggest(self, prefix, k, scores, sentence_start):
-        """The k best Suggestions for `prefix`; `scores()` gives the distribution (called only when
-        some word has the prefix)."""
+    def suggest(self, prefix, k, distribution, sentence_start):
+        """The k best Suggestions for `prefix`; `distribution()` gives the next-word probabilities
+        (called only when some word has the prefix)."""
         index = self.index()
         if len(prefix) > MAX_WORD_CHARS:
             return []
         lo, hi = index.range(prefix.lower())
         if lo >= hi:
             return []
-        s = scores()
-        positions, probs = index.best(s, lo, hi, k, index.blocked_positions(self.blocklist))
+        positions, probs = index.best(distribution(), lo, hi, k, index.blocked_mask(self.blocklist))
         lexicon = self.lexicon()
         out = []
         for j, p in zip(positions.tolist(), probs.tolist()):

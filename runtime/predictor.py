@@ -276,10 +276,10 @@ class Predictor:
             return []
         context, prefix = parts
 
-        def scores():
+        def distribution():
             ids = tuple(self._tail(context))
-            return completer.scores(ids, lambda: self._logits_ids(list(ids)))
-        return completer.suggest(prefix, k, scores, completer.sentence_start(context))
+            return completer.distribution(ids, lambda: self._logits_ids(list(ids)))
+        return completer.suggest(prefix, k, distribution, completer.sentence_start(context))
 
     def block(self, words):
         """Never suggest `words` (a str or an iterable of str), by any method, sessions included.

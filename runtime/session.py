@@ -43,7 +43,7 @@ import collections
 
 import numpy as np
 
-from .complete import SKIPPED, Completer, check_k as check_complete_k, check_prefix
+from .complete import SKIPPED, Completer, check_k as check_complete_k, check_prefix, probabilities
 from .errors import ArgumentTypeError, InputError, check_int as _check_int
 from .limits import MAX_HISTORY, MAX_WORD_CHARS
 from .ranking import softmax
@@ -70,7 +70,7 @@ class Session:
         self.step_model = step
         self.mode = mode
         self._completer = completer or Completer(step.bundle, step.vocab_size, step.ranking.blocklist)
-        self._scored = (None, None)   # (state, index-ordered scores) of the last complete()
+        self._scored = (None, None)   # (state, next-word probabilities) of the last complete()
         self.reset()
 
     def reset(self):
@@ -197,14 +197,14 @@ class Session:
         k = check_complete_k(k)
         completer = self._completer
 
-        def scores():
+        def distribution():
             state = self._current()
-            seen, s = self._scored
+            seen, p = self._scored
             if seen is not state:
-                s = completer.index().scores(self.probabilities())
-                self._scored = (state, s)
-            return s
-        return completer.suggest(prefix, k, scores, completer.sentence_start(self._said))
+                p = probabilities(self.step_model.ranking.check(state.z))
+                self._scored = (state, p)
+            return p
+        return completer.suggest(prefix, k, distribution, completer.sentence_start(self._said))
 
 
 def step_probabilities(bundle, variant, windows, backend="auto", num_threads=1):

@@ -18,7 +18,7 @@ from nextword.runtime.complete import Suggestion
 from nextword.runtime.errors import HashMismatch, UnsupportedVersion
 from nextword.runtime.lexicon import Lexicon
 from nextword.runtime.limits import MAX_COMPLETE_K, MAX_LEXICON_BYTES, MAX_WORD_CHARS
-from lexicon_bundles import EXTRA, LEXICON, OOV, add_file, extended_bundle
+from lexicon_bundles import EXTRA, LEXICON, OOV, add_file, extended_bundle, seed_vocab
 from support import SEED_BUNDLE, SEED_TEXTS, command_path, installed_packages, rehashed_copy, run_cli
 
 PROG = "nextword-predict"
@@ -78,6 +78,43 @@ def test_prefix_ranking_equals_brute_force_over_the_full_distribution(bundles, k
             assert [s.probability for s in got] == pytest.approx([prob for _, prob, _ in want], rel=1e-6, abs=1e-12)
             checked += 1
     assert checked > 500
+
+
+def synthetic_words(n, seed=3):
+    """n distinct lower-case words with Zipf-like counts below the seed's (many ties among the rare ones)."""
+    rng = random.Random(seed)
+    seed_words = {w for w, _ in seed_vocab()["word_counts"]}
+    words = {}
+    while len(words) < n:
+        w = "".join(rng.choice("abcdehilmorsuwy") for _ in range(rng.randint(2, 8)))
+        if w not in seed_words:
+            words.setdefault(w, max(1, min(9, 2000 // (len(words) + 1))))
+    return words
+
+
+@pytest.mark.parametrize("oov", [False, True])
+def test_large_ranges_equal_brute_force_with_blocked_words(tmp_path, oov):
+    """Ranges above SMALL_RANGE words (the empty prefix, one letter) take the two-part path: in-model
+    words plus lexicon-only words in count order; it must rank exactly as the brute force does."""
+    from nextword.runtime.complete import SMALL_RANGE
+    extra = synthetic_words(3 * SMALL_RANGE)
+    p = Predictor.load(extended_bundle(tmp_path / "big", oov=oov, lexicon=None, extra=extra))
+    rng = random.Random(5)
+    lexical = list(extra)
+    assert min(p.tokenizer.word_index[w] for w in lexical) >= 11   # all beyond the model
+    for round_ in range(4):
+        blocked = set(rng.sample(lexical[:40], 6)) | ({"how", "are"} if round_ % 2 else set())
+        p.unblock(list(p.blocklist.words))
+        p.block(blocked)
+        for text in ("", "hello how ", "hello h", "hello how a", "what are you d", "hello mo", "e"):
+            lo, hi = p.completer.index().range(text.split(" ")[-1])
+            for k in (1, 6, 50):
+                got = p.complete(text, k)
+                want = reference(p, text, k, blocked)
+                assert [s.word for s in got] == [w for w, _, _ in want], (text, k)
+                assert [s.probability for s in got] == pytest.approx([pr for _, pr, _ in want], rel=1e-9, abs=1e-15)
+            if text in ("", "hello how "):
+                assert hi - lo > SMALL_RANGE   # the two-part path really ran
 
 
 def test_lexicon_only_words_share_the_oov_mass_by_count(bundles):
