@@ -330,5 +330,7 @@ class Predictor:
                 "default_variant": m.default_variant,
                 "variants": {n: {"file": x.file, "size_bytes": x.size, "kind": x.kind} for n, x in m.variants.items()},
                 "parity": v.parity, "skipped": list(self.skipped), "reason": self.reason,
+                "lexicon": m.lexicon, "tokenizer_words": len(self.tokenizer.word_counts),
+                "blocked_words": len(self.blocklist),
                 "cost": v.cost.get(self.package),
                 "preference": [{"variant": e.variant, "package": e.package, "score": e.score} for e in m.preference]}

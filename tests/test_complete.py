@@ -14,7 +14,7 @@ import pytest
 
 from nextword.runtime import ArgumentTypeError, BundleError, BundleInvalid, InputError, Predictor
 from nextword.runtime.bundle import Bundle
-from nextword.runtime.complete import Suggestion
+from nextword.runtime.complete import SMALL_RANGE, Suggestion
 from nextword.runtime.errors import HashMismatch, UnsupportedVersion
 from nextword.runtime.lexicon import Lexicon
 from nextword.runtime.limits import MAX_COMPLETE_K, MAX_LEXICON_BYTES, MAX_WORD_CHARS
@@ -96,7 +96,6 @@ def synthetic_words(n, seed=3):
 def test_large_ranges_equal_brute_force_with_blocked_words(tmp_path, oov):
     """Ranges above SMALL_RANGE words (the empty prefix, one letter) take the two-part path: in-model
     words plus lexicon-only words in count order; it must rank exactly as the brute force does."""
-    from nextword.runtime.complete import SMALL_RANGE
     extra = synthetic_words(3 * SMALL_RANGE)
     p = Predictor.load(extended_bundle(tmp_path / "big", oov=oov, lexicon=None, extra=extra))
     rng = random.Random(5)
@@ -156,6 +155,7 @@ def test_display_forms_and_sentence_starts(bundles):
     def shown(text, k=MAX_COMPLETE_K):
         return {s.word: s.display for s in p.complete(text, k)}
     assert shown("hello eliz")["elizabeth"] == "Elizabeth"
+    assert p.info()["lexicon"]["file"] == "lexicon.json" and p.info()["tokenizer_words"] == 10 + len(EXTRA)
     assert shown("hello how i") == {"i": "I", "is": "is"}
     assert shown("hello m") == {"mr": "Mr."}
     assert shown("i") == {"i": "I", "is": "Is"}                       # text start
@@ -402,6 +402,6 @@ def test_cli_complete_errors_are_one_line(tmp_path, bundles):
 
 def test_seed_bundle_completes_without_a_lexicon():
     p = Predictor.load(SEED_BUNDLE)
-    assert p.bundle.manifest.lexicon is None
+    assert p.bundle.manifest.lexicon is None and p.info()["lexicon"] is None and p.info()["tokenizer_words"] == 10
     assert [s.word for s in p.complete("hello how a")] == ["are"]
     assert np.isclose(p.complete("hello how a")[0].probability, p.top_k("hello how", 1)[0][1], rtol=1e-6)
