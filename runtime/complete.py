@@ -247,10 +247,10 @@ class Completer:
         if not t:
             return True
         last = t[-1]
-        if last in "!?":
-            return True
-        if last != ".":
+        if last not in SENTENCE_ENDS:
             return False
+        if last != ".":
+            return True
         j = len(t) - 1
         i = j
         while i > max(0, j - MAX_WORD_CHARS - 1) and not self._boundary(t[i - 1]):

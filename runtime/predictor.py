@@ -278,7 +278,7 @@ class Predictor:
 
         def distribution():
             ids = tuple(self._tail(context))
-            return completer.distribution(ids, lambda: self._logits_ids(list(ids)))
+            return completer.distribution(ids, lambda: self.ranking.check(self._logits_ids(list(ids))))
         return completer.suggest(prefix, k, distribution, completer.sentence_start(context))
 
     def block(self, words):
