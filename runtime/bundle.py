@@ -14,7 +14,8 @@ from .errors import BundleInvalid, UnsupportedVersion
 from .json_fields import Check, Said, short
 from .limits import (MAX_DIM, MAX_FILTER_CHARS, MAX_MANIFEST_BYTES, MAX_MANIFEST_VALUES, MAX_MODEL_BYTES,
                      MAX_NOTE_CHARS, MAX_PREFERENCE, MAX_RANK, MAX_SPLIT_CHARS, MAX_TENSORS, MAX_VARIANTS,
-                     MAX_VOCAB_BYTES, MAX_VOCAB_SIZE, MAX_WINDOW, MAX_WORD_CHARS)
+                     MAX_VOCAB_BYTES, MAX_VOCAB_SIZE, MAX_WINDOW, MAX_WORD_CHARS, MAX_LEXICON_BYTES)
+from .lexicon import Lexicon
 from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
@@ -189,6 +190,7 @@ class Manifest:
     variants: dict            # name -> Variant, in manifest order
     preference: list = field(default_factory=list)   # [Preference], best first; [] when not measured
     tokenizer_config: dict = field(default_factory=dict)   # num_words, filters, lower, split, oov_token
+    lexicon: dict = None      # optional {"file", "sha256", "size"} of lexicon.json (display forms); None: absent
 
     @classmethod
     def parse(cls, data):
@@ -264,7 +266,7 @@ class Manifest:
             c.fail("default_variant", "a window variant", default)
         preference = _preference(c, data, variants, default)
         return cls(data, vocab_file, vocab_sha, vocab_bytes, vocab_size, window, output, default, variants, preference,
-                   tokenizer_config)
+                   tokenizer_config, _lexicon_entry(c, data))
 
     def check_tokenizer(self, tokenizer):
         """The vocabulary's settings must be the ones the manifest records (both written by one export)."""
@@ -273,6 +275,18 @@ class Manifest:
             if type(mine) is not type(theirs) or mine != theirs:   # type: true == 1 in Python
                 raise BundleInvalid(f"manifest.json tokenizer.{key} is {short(mine)} but {self.vocab_file} says "
                                     f"{short(theirs)}; the bundle mixes files from two exports: re-export it")
+
+
+def _lexicon_entry(c, data):
+    """The optional `lexicon` entry: {"file", "sha256", "size"} of the display forms file, or None."""
+    entry = c.get(data, "lexicon", "dict", "manifest", optional=True)
+    if entry is None:
+        return None
+    name = check_file_name(c.get(entry, "file", "str", "lexicon"), "manifest.json lexicon")
+    size = c.get(entry, "size", "int", "lexicon")
+    if not 0 < size <= MAX_LEXICON_BYTES:
+        c.fail("lexicon.size", f"a size from 1 to {MAX_LEXICON_BYTES} bytes", size)
+    return {"file": name, "sha256": _sha256(c, entry, "lexicon"), "size": size}
 
 
 def _check_shapes(c, v, vocab_size, window):
@@ -303,6 +317,7 @@ class Bundle:
     manifest: Manifest
     tokenizer: Tokenizer
     manifest_sha256: str
+    _lexicon: Lexicon = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def open(cls, path):
@@ -323,6 +338,21 @@ class Bundle:
             raise BundleInvalid(f"{manifest.vocab_file} holds no word a suggestion could name (only padding and the "
                                 "OOV token); train on a corpus with words")
         return cls(path, manifest, tokenizer, sha256_bytes(raw))
+
+    def lexicon(self):
+        """The display forms (runtime/lexicon.py), read on first use: verified against the manifest's
+        size and sha256, from inside the bundle; an empty Lexicon when the manifest names none.
+        A damaged or crafted file is a BundleError (and is read again on the next call)."""
+        if self._lexicon is None:
+            entry = self.manifest.lexicon
+            if entry is None:
+                lexicon = Lexicon.empty()
+            else:
+                raw = verified(read_inside(self.path, entry["file"], MAX_LEXICON_BYTES, "bundle"),
+                               entry["file"], entry["size"], entry["sha256"])
+                lexicon = Lexicon.from_json(raw, self.tokenizer)
+            self._lexicon = lexicon
+        return self._lexicon
 
     def model_bytes(self, variant):
         """The variant's file, read once and verified; only these bytes are given to an interpreter."""

@@ -10,13 +10,16 @@ import sys
 from . import cliutil
 from .errors import InputError, ModelError
 from .backends import BACKENDS
-from .limits import (MAX_GENERATE_WORDS, MAX_LINE_BYTES, MAX_NUMBER_CHARS, MAX_SEED, MAX_SKIP_BYTES,
-                     MAX_TOP_K, READ_CHUNK_BYTES, THREADS_PER_CORE, max_threads)
+from .limits import (MAX_BLOCKLIST_BYTES, MAX_BLOCKLIST_WORDS, MAX_COMPLETE_K, MAX_GENERATE_WORDS, MAX_LINE_BYTES,
+                     MAX_NUMBER_CHARS, MAX_SEED, MAX_SKIP_BYTES, MAX_TOP_K, READ_CHUNK_BYTES, THREADS_PER_CORE,
+                     max_threads)
 from .predictor import Predictor
 from .session_cli import stream_loop
 from .terminal import check_finite, emit, escape, to_json, utf8_stdout
 
 PROG = "nextword-predict"
+COMPLETE_K = 6          # suggestions --complete prints without --top-k (what a keyboard shows)
+_FROM_TEXT = object()   # --complete given without a value: complete TEXT, or each stdin line
 _WHOLE = re.compile(r"[+-]?[0-9]+")   # ASCII digits only: int() also takes '١٢', '1_000' and ' 12 '
 
 
@@ -47,7 +50,9 @@ def parser():
     p = cliutil.ArgumentParser(
         prog=PROG,
         description="Suggest the next word(s) after TEXT using a bundle made by nextword-export. Without TEXT, "
-                    "answers each line read from stdin (an interactive session when stdin is a terminal).",
+                    "answers each line read from stdin (an interactive session when stdin is a terminal). With "
+                    "--complete, completes the word being typed instead (each stdin line is the text before the "
+                    "cursor).",
         epilog=f"{cliutil.EXIT_CODES} Reading stdin, a bad line (not UTF-8, longer than {MAX_LINE_BYTES >> 20} MiB, "
                "or one the model fails on) gets one error line and the others are still answered; the exit code "
                f"then says the worst (5 over 2). A line with no break in {MAX_SKIP_BYTES >> 20} MiB (e.g. /dev/zero) "
@@ -78,6 +83,18 @@ def parser():
     p.add_argument("--stream", action="store_true",
                    help="streaming session: each input line is fed as the next word(s) typed and suggestions "
                         "are printed after each; the LSTM state carries on (needs step variants)")
+    p.add_argument("--complete", nargs="?", const=_FROM_TEXT, metavar="TEXT_BEFORE_CURSOR",
+                   help="word completion: the most probable words that begin with the word the text ends in "
+                        "(case-insensitive), or the next words when it ends with a space or punctuation, shown "
+                        "as a person writes them (I, Elizabeth, Mr., a capital at a sentence start), best first, "
+                        f"with probabilities; --top-k K sets how many (default {COMPLETE_K}, at most "
+                        f"{MAX_COMPLETE_K}). Without a value: completes TEXT, or each stdin line (the text before "
+                        "the cursor; an empty line if no word matches). --json gives records with word, display, "
+                        "probability and source (model, or lexicon for words beyond the model's vocabulary)")
+    p.add_argument("--blocklist", metavar="FILE",
+                   help="never suggest the words of FILE (UTF-8, one word a line, blank lines and # comments "
+                        f"ignored, at most {MAX_BLOCKLIST_BYTES >> 20} MiB and {MAX_BLOCKLIST_WORDS} words); "
+                        "applies to every mode. No list is shipped")
     p.add_argument("--json", action="store_true", help="one JSON object per answer")
     p.add_argument("--info", action="store_true", help="describe the bundle and the chosen variant/backend, then exit")
     return p
@@ -85,6 +102,11 @@ def parser():
 
 def answer(predictor, text, args):
     """The result for one text, as a dict (JSON) and as a line (plain)."""
+    if args.complete is not None:
+        best = predictor.complete(text, args.top_k if args.top_k is not None else COMPLETE_K)
+        check_finite([s.probability for s in best])
+        return ({"text": text, "complete": [dict(s.to_dict(), probability=round(s.probability, 6)) for s in best]},
+                "  ".join(f"{s.display} {s.probability:.3f}" for s in best))
     if args.generate is not None:
         words = predictor.generate(text, args.generate, strategy="sample" if args.sample else "greedy",
                                    temperature=args.temperature, seed=args.seed)
@@ -148,9 +170,16 @@ def _skip_rest(stdin, seen, number):
 def body(args):
     if sys.stdout is None:   # started with stdout closed (`>&-`): print() would drop every answer silently
         raise OSError(errno.EBADF, "stdout is closed: nowhere to write the answers")
+    if args.complete is not None and args.complete is not _FROM_TEXT:
+        if args.text is not None:
+            raise InputError("give the text to complete once: --complete TEXT or TEXT --complete, not both")
+        args.text = args.complete
+    if args.complete is not None and (args.generate is not None or args.stream):
+        raise InputError("--complete does not combine with --generate or --stream")
     if args.text is None and not args.info and sys.stdin is None:
         raise InputError("no TEXT given and stdin is closed: give TEXT, or lines of text on stdin")
-    predictor = Predictor.load(args.bundle, backend=args.backend, variant=args.variant, num_threads=args.threads)
+    predictor = Predictor.load(args.bundle, backend=args.backend, variant=args.variant, num_threads=args.threads,
+                               blocklist=args.blocklist)
     if args.verbose and sys.stderr is not None:
         print("\n".join(escape(line) for line in predictor.describe().split("\n")), file=sys.stderr, flush=True)
     if args.info:

@@ -104,3 +104,12 @@ MAX_TOP_K = 10_000                    # --top-k K (more than the vocabulary give
 MAX_SEED = 2**64 - 1                  # --seed 0 .. MAX_SEED (numpy refuses negative seeds)
 MAX_UNDO_STEPS = 1_000_000            # /undo N in --stream (a session undoes at most its history anyway)
 MAX_NUMBER_CHARS = 40                 # an integer argument longer than this is refused before int() reads it
+
+# -- completion, display forms, blocklist (runtime/complete.py, lexicon.py, blocklist.py) --------------
+MAX_LEXICON_BYTES = 64 << 20          # lexicon.json: each form repeats its word (2 x MAX_VOCAB_BYTES); a novel: ~10 KB
+MAX_LEXICON_VALUES = 4 * MAX_VOCAB_WORDS + 64   # JSON values in lexicon.json: 3 per form ([word, display]), 1 per abbreviation
+MAX_COMPLETE_K = 1000                 # k of one complete() call: a keyboard shows 3-6, the KSR bench at most 6
+MAX_COMPLETE_CACHE = 16               # next-word distributions complete() keeps (LRU by context ids): a keyboard needs 1
+MAX_COMPLETE_CACHE_BYTES = 64 << 20   # ... and at most this many bytes of them (8 bytes a word: 4 MB at MAX_VOCAB_WORDS)
+MAX_BLOCKLIST_BYTES = 4 << 20         # a blocklist file (published offensive-word lists: 2k-10k words, < 100 KB)
+MAX_BLOCKLIST_WORDS = 1 << 17         # words blocked at once (file and block() together)

@@ -2,20 +2,24 @@
 
 Everything a model needs beyond the interpreter lives here: the window (runtime/windowing.py),
 softmax in numpy over the logits every variant emits, top-k (runtime/ranking.py), generation,
-batches and a lock for threads. Which variant runs where is runtime/choice.py's job.
+batches, word completion (runtime/complete.py), the blocklist (runtime/blocklist.py) and a lock for
+threads. Which variant runs where is runtime/choice.py's job.
 """
 
 import logging
 import math
 import numbers
+import os
 import threading
 
 import numpy as np
 
 from .choice import candidates, reason as choice_reason
 from .backends import check_backend, open_first, package_version
+from .blocklist import Blocklist, check_words, read_file as read_blocklist
 from .bundle import Bundle
 from .bundle_files import folder_identity
+from .complete import Completer, check_k as check_complete_k
 from .errors import ArgumentTypeError, BundleError, InputError, check_int as _check_int, check_threads
 from .guarded import run_checked
 from .limits import MAX_GENERATE_WORDS
@@ -33,6 +37,21 @@ def _check_name(what, value):
     if value is None or isinstance(value, str):
         return value
     raise ArgumentTypeError(f"{what} must be a str or None, got {type(value).__name__} {value!r}")
+
+
+def _first(best):
+    if not best:
+        raise InputError("every word of the vocabulary is blocked: nothing to suggest")
+    return best[0][0]
+
+
+def _blocklist_words(blocklist):
+    """Predictor.load's blocklist= as a list of words: None, a file path (str or os.PathLike), or an iterable."""
+    if blocklist is None:
+        return []
+    if isinstance(blocklist, (str, bytes, os.PathLike)):
+        return read_blocklist(blocklist)
+    return check_words(blocklist)
 
 
 def _check_text(text):
@@ -57,7 +76,9 @@ class Predictor:
         self.vocab_size = m.vocab_size
         self._runner = runner
         self._lock = threading.Lock()
-        self.ranking = Ranking(self.tokenizer, self.vocab_size, f"variant {variant.name} on {package}")
+        self.blocklist = Blocklist(self.tokenizer, self.vocab_size)   # shared by every ranking of this predictor
+        self.ranking = Ranking(self.tokenizer, self.vocab_size, f"variant {variant.name} on {package}", self.blocklist)
+        self.completer = Completer(bundle, self.vocab_size, self.blocklist)
         spec_in = variant.inputs[0]
         self._in_dtype = np.dtype(spec_in.dtype)
         # Dynamic-range quantization picks activation scales from the whole input tensor, so a batched
@@ -69,7 +90,7 @@ class Predictor:
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
-    def load(cls, path, backend="auto", variant=None, num_threads=1, step_variant=None):
+    def load(cls, path, backend="auto", variant=None, num_threads=1, step_variant=None, blocklist=None):
         """Verify the bundle, then pick a variant and an interpreter package.
 
         backend: auto (or None) | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
@@ -78,18 +99,25 @@ class Predictor:
         window variants, smallest first; the first that loads wins (see describe()).
         step_variant: the step variant sessions use (loaded on first use), or None to pick the one
         closest to the window variant.
+        blocklist: words never suggested: a file path (one word a line, runtime/blocklist.py) or an
+        iterable of words; change it later with block() / unblock().
         A bundle replaced while it is read (nextword-export --force swaps the folder) is read again:
         the error is raised only if the folder did not change meanwhile (a damaged bundle)."""
         backend = "auto" if _check_name("backend", backend) is None else backend
         _check_name("variant", variant)
         _check_name("step_variant", step_variant)
+        blocked = _blocklist_words(blocklist)   # before the bundle: a bad file is the cheaper error
         for attempt in range(3):
             before = folder_identity(path)
             try:
-                return cls._load(path, backend, variant, num_threads, step_variant)
+                predictor = cls._load(path, backend, variant, num_threads, step_variant)
+                break
             except BundleError:
                 if attempt == 2 or folder_identity(path) == before:
                     raise
+        if blocked:
+            predictor.block(blocked)
+        return predictor
 
     @classmethod
     def _load(cls, path, backend, variant, num_threads, step_variant):
@@ -154,7 +182,9 @@ class Predictor:
         return softmax(self.logits(windows))
 
     def _logits_one(self, text):
-        ids = self._tail(text)
+        return self._logits_ids(self._tail(text))
+
+    def _logits_ids(self, ids):
         with self._lock:
             pad_window(ids, self.window, out=self._in[0])
             return self._run(self._in)[0]
@@ -171,8 +201,8 @@ class Predictor:
         return self._best(self._logits_one(text), k, owned=True)
 
     def predict_next(self, text):
-        """The single most likely next word."""
-        return self.top_k(text, 1)[0][0]
+        """The single most likely next word (InputError if every word is blocked)."""
+        return _first(self.top_k(text, 1))
 
     def top_k_batch(self, texts, k=5):
         """top_k for many texts in one interpreter pass where the variant takes a batch."""
@@ -213,13 +243,16 @@ class Predictor:
         words = []
         for _ in range(n_words):
             z = self.logits(pad_windows([context], self.window, dtype=self._in_dtype))[0].astype(np.float64)
-            z[self.ranking.never] = -np.inf
+            self.ranking.mask(z, -np.inf)
+            available = int(np.isfinite(z).sum())
+            if not available:
+                raise InputError("every word of the vocabulary is blocked: nothing to generate")
             if strategy == "greedy":
                 nxt = int(np.argmax(z))
             else:
                 with np.errstate(over="ignore", under="ignore"):
                     z = (z - z.max()) / t   # <= 0 everywhere: overflow can only reach -inf
-                if top_k is not None and top_k < self.ranking.suggestible:
+                if top_k is not None and top_k < available:
                     cut = np.partition(z, -top_k)[-top_k]
                     z[z < cut] = -np.inf
                 p = np.exp(z - z.max())
@@ -229,20 +262,51 @@ class Predictor:
             context = (context + [nxt])[-self.window:]
         return words
 
+    # -- completion (runtime/complete.py) and the blocklist (runtime/blocklist.py) ----------------
+    def complete(self, text_before_cursor, k=6):
+        """The k most probable words that complete the word the text ends in (case-insensitive
+        prefix), or the next words when it ends with a space or punctuation: a list of
+        Suggestion(word, display, probability, source), best first; [] when no word matches.
+        The next-word distribution is cached per context, so typing inside a word costs a lookup."""
+        text = _check_text(text_before_cursor)
+        k = check_complete_k(k)
+        completer = self.completer
+        parts = completer.split(text)
+        if parts is None:   # the last word is longer than any word
+            return []
+        context, prefix = parts
+
+        def distribution():
+            ids = tuple(self._tail(context))
+            return completer.distribution(ids, lambda: self.ranking.check(self._logits_ids(list(ids))))
+        return completer.suggest(prefix, k, distribution, completer.sentence_start(context))
+
+    def block(self, words):
+        """Never suggest `words` (a str or an iterable of str), by any method, sessions included.
+        Returns how many were newly blocked."""
+        return self.blocklist.block(words)
+
+    def unblock(self, words):
+        """Suggest `words` again. Returns how many had been blocked."""
+        return self.blocklist.unblock(words)
+
     # -- streaming (runtime/session.py, runtime/step.py) -------------------------------------------------------
     def step_model(self):
-        """The step variant sessions run on, loaded once, on first use."""
+        """The step variant sessions run on, loaded once, on first use; it ranks with this
+        predictor's blocklist."""
         if self._step is None:
             with self._step_lock:
                 if self._step is None:
-                    self._step = load_step_for(self, self._step_name)
+                    step = load_step_for(self, self._step_name)
+                    step.ranking.blocklist = self.blocklist
+                    self._step = step
         return self._step
 
     def session(self, mode="stream", history=20):
         """A streaming session: feed words, get suggestions, one LSTM step per word (mode "stream") or
         the window model's exact answer (mode "exact"); `history` bounds undo. See runtime/session.py."""
         check_session_args(mode, history)   # before loading anything (history <= limits.MAX_HISTORY)
-        return Session(self.step_model(), mode=mode, history=history)
+        return Session(self.step_model(), mode=mode, history=history, completer=self.completer)
 
     # -- description -------------------------------------------------------------------------
     def describe(self):
@@ -266,5 +330,7 @@ class Predictor:
                 "default_variant": m.default_variant,
                 "variants": {n: {"file": x.file, "size_bytes": x.size, "kind": x.kind} for n, x in m.variants.items()},
                 "parity": v.parity, "skipped": list(self.skipped), "reason": self.reason,
+                "lexicon": m.lexicon, "tokenizer_words": len(self.tokenizer.word_counts),
+                "blocked_words": len(self.blocklist),
                 "cost": v.cost.get(self.package),
                 "preference": [{"variant": e.variant, "package": e.package, "score": e.score} for e in m.preference]}

@@ -1,5 +1,5 @@
-"""From one row of logits to suggestions: softmax and top-k, with padding (id 0) and the OOV id
-never suggested. The window predictor and streaming sessions rank through the same object, so a
+"""From one row of logits to suggestions: softmax and top-k, with padding (id 0), the OOV id and
+the words of the predictor's blocklist (runtime/blocklist.py) never suggested. The window predictor and streaming sessions rank through the same object, so a
 session's suggestions are ranked exactly as the window path ranks them.
 
 Scores must be finite: a model with NaN or infinite weights answers NaN (its padding word would
@@ -28,14 +28,32 @@ def non_finite(source):
 
 class Ranking:
     """Top-k words of a vocabulary; `never` are the ids that are not words (padding, OOV).
-    `source` names the model in errors ("variant X on package Y")."""
+    `source` names the model in errors ("variant X on package Y"). `blocklist` (a Blocklist, shared
+    by every Ranking of a predictor, or None) adds the ids of blocked words at each call."""
 
-    def __init__(self, tokenizer, vocab_size, source="the model"):
+    def __init__(self, tokenizer, vocab_size, source="the model", blocklist=None):
         self.words = tokenizer.id_to_word_table()
         never = [0] + ([tokenizer.oov_id] if tokenizer.oov_id is not None else [])
         self.never = np.array([i for i in never if i < vocab_size], dtype=np.int64)
         self.suggestible = vocab_size - len(self.never)
         self.source = source
+        self.blocklist = blocklist
+
+    def blocked(self):
+        """The model ids blocked now (never padding or OOV), an int64 array."""
+        return self.blocklist.ids if self.blocklist is not None else self.never[:0]
+
+    def available(self, blocked=None):
+        """How many words can be suggested now: the vocabulary minus padding, OOV and blocked words."""
+        return self.suggestible - len(self.blocked() if blocked is None else blocked)
+
+    def mask(self, z, value):
+        """Set the scores of padding, OOV and blocked ids in `z` (a writable row) to `value`."""
+        z[self.never] = value
+        blocked = self.blocked()
+        if blocked.size:
+            z[blocked] = value
+        return z
 
     def check(self, z):
         """z (any shape) if every score is finite, else ModelError."""
@@ -53,12 +71,17 @@ class Ranking:
         e -= top
         np.exp(e, out=e)
         total = e.sum()
+        blocked = self.blocked()   # read once: block() in another thread replaces it as a whole
         e[self.never] = -1.0
+        if blocked.size:
+            e[blocked] = -1.0
+        k = min(k, self.available(blocked))
+        if k <= 0:   # every word blocked
+            return []
         words = self.words
         if k == 1:
             i = int(e.argmax())
             return [(words[i], float(e[i] / total))]
-        k = min(k, self.suggestible)
         if len(e) <= 256:   # small vocabularies: one sort beats partition + sort in call overhead
             top = np.argsort(-e, kind="stable")[:k]
         else:

@@ -24,7 +24,11 @@ Two context modes:
 Text goes through the bundle's tokenizer exactly as on the window path: unknown words are dropped
 (or become the OOV id when the bundle has an OOV token) and make no step; feeding text with no known
 words, or empty text, changes nothing. Feed whole words: "hel" then "lo" are two words.
-Suggestions never include padding or OOV (runtime/ranking.py, as on the window path). Sessions are independent and cheap
+Suggestions never include padding, OOV or a word of the predictor's blocklist (runtime/ranking.py,
+as on the window path). `complete(prefix, k)` completes the word being typed after the words fed
+(runtime/complete.py): one model step per word, a lookup per keystroke. Whether the next word starts
+a sentence (for display forms) is judged from the end of the last text fed that held more than
+whitespace; after undo it is known only when the session is back at its start. Sessions are independent and cheap
 (a few arrays); one Predictor serves any number of them, its step interpreter guarded by a lock. A
 single Session is not meant to be shared between threads.
 
@@ -39,8 +43,9 @@ import collections
 
 import numpy as np
 
+from .complete import SKIPPED, Completer, check_k as check_complete_k, check_prefix, probabilities
 from .errors import ArgumentTypeError, InputError, check_int as _check_int
-from .limits import MAX_HISTORY
+from .limits import MAX_HISTORY, MAX_WORD_CHARS
 from .ranking import softmax
 from .step import StepModel
 
@@ -60,10 +65,12 @@ def check_session_args(mode, history):
 class Session:
     """One user's typing: context state, suggestions, bounded undo. See the module docstring."""
 
-    def __init__(self, step, mode="stream", history=DEFAULT_HISTORY):
+    def __init__(self, step, mode="stream", history=DEFAULT_HISTORY, completer=None):
         self.history = check_session_args(mode, history)
         self.step_model = step
         self.mode = mode
+        self._completer = completer or Completer(step.bundle, step.vocab_size, step.ranking.blocklist)
+        self._scored = (None, None)   # (state, next-word probabilities) of the last complete()
         self.reset()
 
     def reset(self):
@@ -71,6 +78,7 @@ class Session:
         step = self.step_model
         self._undoable = 0
         self._steps = 0
+        self._said = ""   # the end of the last text fed (for sentence starts); "" = nothing yet
         if self.mode == "stream":
             self._state = step.start_state()
             self._past = collections.deque(maxlen=self.history)
@@ -84,11 +92,18 @@ class Session:
         steps (ids) it added; unknown words dropped by the tokenizer add none."""
         if not isinstance(text, str):
             raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
-        return self._feed(self.step_model.tokenizer.iter_ids(text))
+        fed = self._feed(self.step_model.tokenizer.iter_ids(text))
+        said = text[-(MAX_WORD_CHARS + 2):].rstrip(SKIPPED) or text.rstrip(SKIPPED)[-(MAX_WORD_CHARS + 2):]
+        if said:
+            self._said = said
+        return fed
 
     def feed_ids(self, ids):
         """Token ids instead of text: ints (or a 1-D integer array) in 0..vocab_size-1; 0 is padding."""
-        return self._feed([self.step_model.check_ids(ids)])
+        fed = self._feed([self.step_model.check_ids(ids)])
+        if fed:
+            self._said = "w"   # a word: the next one does not start a sentence
+        return fed
 
     def _feed(self, pieces):
         """Feed lists of ids in turn; on any error the session is put back as it was."""
@@ -132,6 +147,7 @@ class Session:
             self._state = None
         self._undoable -= n
         self._steps -= n
+        self._said = "" if self._steps == 0 else "w"
         return n
 
     # -- answers -----------------------------------------------------------------------------
@@ -167,8 +183,28 @@ class Session:
         return self.step_model.ranking.best(self._current().z, k)
 
     def predict_next(self):
-        """The single most likely next word."""
-        return self.top_k(1)[0][0]
+        """The single most likely next word (InputError if every word is blocked)."""
+        best = self.top_k(1)
+        if not best:
+            raise InputError("every word of the vocabulary is blocked: nothing to suggest")
+        return best[0][0]
+
+    def complete(self, prefix="", k=6):
+        """The k most probable words after the words fed that begin with `prefix` (case-insensitive;
+        "" = the next word): Suggestions, best first, as Predictor.complete; [] when none matches.
+        The distribution is the session's current one: a keystroke costs a lookup."""
+        prefix = check_prefix(prefix)
+        k = check_complete_k(k)
+        completer = self._completer
+
+        def distribution():
+            state = self._current()
+            seen, p = self._scored
+            if seen is not state:
+                p = probabilities(self.step_model.ranking.check(state.z))
+                self._scored = (state, p)
+            return p
+        return completer.suggest(prefix, k, distribution, completer.sentence_start(self._said))
 
 
 def step_probabilities(bundle, variant, windows, backend="auto", num_threads=1):

@@ -132,7 +132,8 @@ def test_non_finite_window_outputs_are_a_model_error(tmp_path, package, mode):
              lambda: p.top_k_batch(TEXTS, 2), lambda: p.probabilities(p.window_for("hello")[None]),
              lambda: p.logits(np.stack([p.window_for(t) for t in TEXTS])),
              lambda: p.generate("hello", 3), lambda: p.generate("hello", 3, "sample", seed=0),
-             lambda: p.generate("hello", 3, "sample", temperature=0.5, top_k=2, seed=1)]
+             lambda: p.generate("hello", 3, "sample", temperature=0.5, top_k=2, seed=1),
+             lambda: p.complete("hello how a"), lambda: p.complete("hello how ")]
     for call in calls:
         with pytest.raises(ModelError, match="non-finite") as e:
             call()
@@ -149,7 +150,7 @@ def test_non_finite_step_outputs_are_a_model_error_in_sessions(tmp_path, package
     for session_mode in ("stream", "exact"):
         s = p.session(mode=session_mode)
         s.feed("hello how")
-        for call in (lambda: s.top_k(3), s.predict_next, s.probabilities, s.logits):
+        for call in (lambda: s.top_k(3), s.predict_next, s.probabilities, s.logits, lambda: s.complete("a"), s.complete):
             with pytest.raises(ModelError, match="non-finite"):
                 call()
 
