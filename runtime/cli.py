@@ -220,7 +220,7 @@ def _tolerant_stdout():
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _tolerant_stdout()
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)   # TEXT may follow options: BUNDLE --top-k 3 TEXT
     cliutil.exit_with(PROG, lambda: body(args), catch_signals=True)
 
 

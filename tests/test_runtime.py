@@ -322,6 +322,10 @@ def test_cli_answers_text_top_k_json_and_generate():
     assert r.returncode == 0 and data["text"] == "hello how" and len(data["top_k"]) == 3
     r = run_cli("nextword-predict", SEED_BUNDLE, "hello", "--generate", "3")
     assert r.returncode == 0 and r.stdout.strip().startswith("hello ") and len(r.stdout.split()) == 4
+    # options before TEXT give the same answer (argparse's plain parse_args refused TEXT after an option)
+    before = run_cli("nextword-predict", SEED_BUNDLE, "--top-k", "3", "--json", "hello how")
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout) == data
     r = run_cli("nextword-predict", SEED_BUNDLE, "--info")
     info = json.loads(r.stdout)
     assert info["variant"] and info["window"] == 4 and info["vocab_size"] == 11
