@@ -73,7 +73,7 @@ class DisplayForms:
                 "abbreviations": sorted(self.abbreviations)}
 
     def to_json(self):
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=0)
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
     def save(self, path):
         with open(path, "w", encoding="utf-8") as f:
