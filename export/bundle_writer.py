@@ -23,13 +23,15 @@ def producer_versions():
     return out
 
 
-def manifest_dict(tokenizer, vocab_file, folder, window, variants, default_variant, dropped, source):
-    """variants: {name: entry} with file, format, kind, quantization, inputs, outputs, runtimes, parity, details."""
+def manifest_dict(tokenizer, vocab_file, folder, window, variants, default_variant, dropped, source,
+                  lexicon_file=None):
+    """variants: {name: entry} with file, format, kind, quantization, inputs, outputs, runtimes, parity, details.
+    lexicon_file: the display forms' file in `folder` (the optional top-level "lexicon" entry), or None."""
     entries = {}
     for name, v in variants.items():
         path = os.path.join(folder, v["file"])
         entries[name] = dict(v, sha256=sha256_file(path), size=os.path.getsize(path))
-    return {
+    manifest = {
         "format_version": FORMAT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "producer": producer_versions(),
@@ -45,6 +47,10 @@ def manifest_dict(tokenizer, vocab_file, folder, window, variants, default_varia
         "variants": entries,
         "dropped": dropped,
     }
+    if lexicon_file is not None:
+        path = os.path.join(folder, lexicon_file)
+        manifest["lexicon"] = {"file": lexicon_file, "sha256": sha256_file(path), "size": os.path.getsize(path)}
+    return manifest
 
 
 def write_manifest(folder, manifest):

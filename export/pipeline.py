@@ -13,6 +13,7 @@ from nextword.runtime.errors import InputError, NextwordError
 from nextword.runtime.predictor import Predictor
 from nextword.runtime.session import step_probabilities
 from nextword.runtime.tokenizer import Tokenizer
+from nextword.train import lexicon
 from nextword.train.atomic import AtomicFolder, check_target
 from nextword.train.quiet_tf import import_keras
 
@@ -44,6 +45,23 @@ def check_model_dir(model_dir):
                          "train one with nextword-train")
 
 
+def read_lexicon(model_dir, tokenizer):
+    """The model folder's lexicon.json (display forms) as bytes, checked against its tokenizer, or None
+    when the folder was trained before nextword wrote one (the bundle then has no lexicon entry)."""
+    path = os.path.join(model_dir, lexicon.FILE)
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(lexicon.MAX_LEXICON_BYTES + 1)
+        lexicon.DisplayForms.from_json(raw, tokenizer)
+    except OSError as e:
+        raise InputError(f"cannot read {path} ({e.strerror or e}); train the model again") from None
+    except lexicon.LexiconInvalid as e:
+        raise InputError(f"{path} is not a valid lexicon ({e}); train the model again") from None
+    return raw
+
+
 def check_variant_names(names):
     unknown = [n for n in names if n not in CATALOGUE]
     if unknown:
@@ -70,6 +88,8 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         tokenizer = Tokenizer.load(os.path.join(model_dir, "tokenizer.json"))
     except NextwordError as e:
         raise InputError(f"{model_dir}/tokenizer.json is not a valid tokenizer ({e})") from None
+    lexicon_raw = read_lexicon(model_dir, tokenizer)
+    lexicon_file = lexicon.FILE if lexicon_raw is not None else None
     windows = np.load(os.path.join(model_dir, "windows.npz"), allow_pickle=False)
     x_eval, y_eval = windows["x_eval"], windows["y_eval"]
     with open(os.path.join(model_dir, "train-report.json"), encoding="utf-8") as f:
@@ -94,6 +114,9 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
 
     with AtomicFolder(out, force) as tmp:
         tokenizer.save(os.path.join(tmp, "vocab.json"))
+        if lexicon_raw is not None:
+            with open(os.path.join(tmp, lexicon_file), "wb") as f:
+                f.write(lexicon_raw)   # the bytes just checked, not a second read of the model folder
         x_path = os.path.join(tmp, ".eval-windows.npy")
         np.save(x_path, x_eval, allow_pickle=False)
         entries, failures = {}, {}
@@ -112,7 +135,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
             raise ExportFailed("no variant could be converted", bundle_writer.parity_table(
                 {"variants": {}}, failures))
         bundle_writer.write_manifest(tmp, bundle_writer.manifest_dict(
-            tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source))
+            tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source, lexicon_file))
         for spec in specs:
             if spec.name in entries:
                 _check_parity(spec, entries[spec.name], tmp, x_path, reference, y_eval, here, legacy,
@@ -120,7 +143,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         os.unlink(x_path)
         if failures and not drop_failing:
             table = bundle_writer.parity_table(bundle_writer.manifest_dict(
-                tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source), failures)
+                tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source, lexicon_file), failures)
             raise ExportFailed(f"{len(failures)} variant(s) failed: " + "; ".join(f"{k} ({v})" for k, v in failures.items()),
                                table)
         for name in failures:
@@ -133,11 +156,11 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         # the measure children load the bundle as it now stands (failed variants gone)
         bundle_writer.write_manifest(tmp, bundle_writer.manifest_dict(
             tokenizer, "vocab.json", tmp, window, entries, next(n for n, e in entries.items() if e["kind"] == "window"),
-            failures, source))
+            failures, source, lexicon_file))
         for spec in specs:
             if spec.name in entries and spec.kind == "window":
                 _measure_cost(spec, entries[spec.name], tmp, legacy_python, steps)
-        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, None, failures, source)
+        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, None, failures, source, lexicon_file)
         manifest["preference"] = cost.rank(manifest["variants"])
         manifest["default_variant"], manifest["default_reason"] = cost.choose_default(
             manifest["variants"], manifest["preference"])

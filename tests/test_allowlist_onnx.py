@@ -251,8 +251,18 @@ def test_byte_flips_in_seed_files_give_a_refusal_or_a_pass_never_a_crash(name):
 
 # -- rehashed bundles on the real stack --------------------------------------------------------------------
 def _rehashed(root, replacements):
-    """A copy of the seed bundle with variant files replaced and the manifest's sha256/size rewritten."""
-    return rehashed_copy(os.path.join(str(root), "bundle"), files=replacements)
+    """A copy of the seed bundle with variant files replaced and the manifest's sha256/size rewritten,
+    onnx-float32 tried before onnx-dynamic-int8 whatever the export measured (the cases below replace
+    onnx-float32 and expect the other to serve after it is skipped)."""
+    return rehashed_copy(os.path.join(str(root), "bundle"), files=replacements, edit=_onnx_float32_first)
+
+
+def _onnx_float32_first(m):
+    pref = m.get("preference", [])
+    slots = [i for i, e in enumerate(pref) if e["package"] == "onnxruntime" and i > 0]   # the default stays first
+    ordered = sorted((pref[i] for i in slots), key=lambda e: e["variant"] != "onnx-float32")
+    for i, e in zip(slots, ordered):
+        pref[i] = e
 
 
 RAW_ORT = r"""

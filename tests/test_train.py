@@ -426,7 +426,8 @@ def test_cli_existing_out_without_force(tmp_path, no_tf_env):
 
 # -- CLI end to end (TensorFlow) -------------------------------------------------------------------
 
-MODEL_FILES = {"model.keras", "tokenizer.json", "train-report.json", "curves.png", "windows.npz"}
+MODEL_FILES = {"model.keras", "tokenizer.json", "train-report.json", "curves.png", "windows.npz",
+               "lexicon.json"}
 
 
 @pytest.fixture(scope="module")

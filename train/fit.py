@@ -1,5 +1,5 @@
 """Training run: corpus -> tokenizer -> windows -> fit -> model folder (model.keras, tokenizer.json,
-train-report.json, curves.png, eval windows), written atomically."""
+lexicon.json, train-report.json, curves.png, eval windows), written atomically."""
 
 import json
 import logging
@@ -15,7 +15,7 @@ import numpy as np
 from nextword.runtime.errors import InputError
 from nextword.runtime.tokenizer import DEFAULT_FILTERS, Tokenizer
 
-from . import checkpoint, defaults
+from . import checkpoint, defaults, lexicon
 from .atomic import AtomicFolder, check_target
 from .corpus import read_corpus
 from .metrics import Scores, topk_accuracy
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE, TOKENIZER_FILE, REPORT_FILE, CURVES_FILE, WINDOWS_FILE = (
     "model.keras", "tokenizer.json", "train-report.json", "curves.png", "windows.npz")
+LEXICON_FILE = lexicon.FILE   # display forms of the words (train/lexicon.py), copied into the bundle by export
 MAX_EVAL_WINDOWS, MAX_CALIB_WINDOWS = 2000, 500
 MAX_VAL_SCORE_CHUNKS = 128   # per-epoch validation top-k: 128 chunks x L positions (~2,500 targets for L=20)
 
@@ -367,6 +368,7 @@ def train(cfg, out, force=False, progress=True, on_defaults=None, resume=False):
     with AtomicFolder(out, force) as tmp:
         model.save(os.path.join(tmp, MODEL_FILE))
         tokenizer.save(os.path.join(tmp, TOKENIZER_FILE))
+        lexicon.build(rest, tokenizer).save(os.path.join(tmp, LEXICON_FILE))   # the documents it was fitted on
         np.savez(os.path.join(tmp, WINDOWS_FILE), x_eval=x_eval, y_eval=y_eval, x_calib=x_calib)
         plot_curves(history, os.path.join(tmp, CURVES_FILE))
         report["wall_seconds"] = time.time() - started
