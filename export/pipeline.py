@@ -9,7 +9,8 @@ import os
 import numpy as np
 
 from nextword.runtime.backends import available_packages, package_version
-from nextword.runtime.errors import InputError, NextwordError
+from nextword.runtime.errors import BundleError, InputError, NextwordError
+from nextword.runtime.limits import MAX_LEXICON_BYTES
 from nextword.runtime.predictor import Predictor
 from nextword.runtime.session import step_probabilities
 from nextword.runtime.tokenizer import Tokenizer
@@ -53,11 +54,13 @@ def read_lexicon(model_dir, tokenizer):
         return None
     try:
         with open(path, "rb") as f:
-            raw = f.read(lexicon.MAX_LEXICON_BYTES + 1)
-        lexicon.DisplayForms.from_json(raw, tokenizer)
+            raw = f.read(MAX_LEXICON_BYTES + 1)
+        if len(raw) > MAX_LEXICON_BYTES:
+            raise InputError(f"{path} holds more than {MAX_LEXICON_BYTES:,} bytes; train the model again")
+        lexicon.DisplayForms.read(raw, tokenizer)   # the runtime's reader: what passes here loads there
     except OSError as e:
         raise InputError(f"cannot read {path} ({e.strerror or e}); train the model again") from None
-    except lexicon.LexiconInvalid as e:
+    except BundleError as e:
         raise InputError(f"{path} is not a valid lexicon ({e}); train the model again") from None
     return raw
 

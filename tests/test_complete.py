@@ -400,8 +400,16 @@ def test_cli_complete_errors_are_one_line(tmp_path, bundles):
     assert "--complete" in r.stdout and "--blocklist" in r.stdout
 
 
-def test_seed_bundle_completes_without_a_lexicon():
+def test_seed_bundle_completes_with_its_empty_lexicon_and_without_one(tmp_path):
+    """The demo bundle's lexicon.json has no forms (the seed lines are lower-case); a bundle exported
+    before lexicon.json existed (no manifest entry) completes the same way."""
     p = Predictor.load(SEED_BUNDLE)
-    assert p.bundle.manifest.lexicon is None and p.info()["lexicon"] is None and p.info()["tokenizer_words"] == 10
+    assert p.bundle.manifest.lexicon["file"] == "lexicon.json" and p.info()["tokenizer_words"] == 10
+    assert [s.display for s in p.complete("hello how a")] == ["are"]
+    older = rehashed_copy(tmp_path / "older", edit=lambda m: m.pop("lexicon"))
+    os.unlink(os.path.join(older, "lexicon.json"))
+    q = Predictor.load(older)
+    assert q.bundle.manifest.lexicon is None and q.info()["lexicon"] is None
+    assert q.complete("hello how a") == p.complete("hello how a")
     assert [s.word for s in p.complete("hello how a")] == ["are"]
     assert np.isclose(p.complete("hello how a")[0].probability, p.top_k("hello how", 1)[0][1], rtol=1e-6)

@@ -38,27 +38,15 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from nextword.runtime.bundle_files import load_json
-from nextword.runtime.errors import BundleInvalid, InputError
-from nextword.runtime.limits import MAX_VOCAB_BYTES, MAX_VOCAB_VALUES, MAX_VOCAB_WORDS, MAX_WORD_CHARS
+from nextword.runtime.lexicon import FORMAT, FORMAT_VERSION, Lexicon, consistent
 
 log = logging.getLogger(__name__)
 
 FILE = "lexicon.json"
-FORMAT = "nextword-lexicon"
-FORMAT_VERSION = 1
 MAX_ABBREVIATION_LETTERS = 4     # mr, mrs, dr, st, esq, capt, col; longer words ending a sentence are words
 MIN_ABBREVIATION_COUNT = 3       # one or two dotted occurrences are as likely sentence ends
 ABBREVIATION_SHARE = 0.9         # of the word's occurrences end in "."; "me." or "it." end sentences far less often
-# reading a lexicon.json back (export): it holds at most one form per vocabulary word, each about as
-# long as a vocab.json entry written twice; 3 JSON values a form, 1 an abbreviation
-MAX_LEXICON_BYTES = 2 * MAX_VOCAB_BYTES
-MAX_LEXICON_VALUES = MAX_VOCAB_VALUES
 SENTENCE_MARKS = ".!?"
-
-
-class LexiconInvalid(InputError):
-    """A lexicon.json that is not one nextword-train writes (damaged, edited, or from another run)."""
 
 
 @dataclass
@@ -80,79 +68,11 @@ class DisplayForms:
             f.write(self.to_json())
 
     @classmethod
-    def from_json(cls, raw, tokenizer):
-        """Parse and check lexicon.json bytes against the tokenizer of the same run; LexiconInvalid
-        names the first field that is wrong."""
-        if not isinstance(raw, (bytes, bytearray)):
-            raise LexiconInvalid(f"lexicon: expected bytes, got {type(raw).__name__}")
-        if len(raw) > MAX_LEXICON_BYTES:
-            raise LexiconInvalid(f"lexicon: {len(raw)} bytes, more than the {MAX_LEXICON_BYTES} allowed")
-        try:
-            data = load_json(bytes(raw), MAX_LEXICON_VALUES, "lexicon")
-        except BundleInvalid as e:
-            raise LexiconInvalid(str(e)) from None
-        return cls.from_dict(data, tokenizer)
-
-    @classmethod
-    def from_dict(cls, data, tokenizer):
-        def bad(what, expected, got):
-            text = repr(got)
-            raise LexiconInvalid(f"lexicon: {what} must be {expected}, got "
-                                 f"{text if len(text) <= 60 else text[:57] + '...'}")
-        if not isinstance(data, dict):
-            bad("the file", "a JSON object", data)
-        if data.get("format") != FORMAT:
-            bad("'format'", repr(FORMAT), data.get("format"))
-        version = data.get("format_version")
-        if isinstance(version, bool) or version != FORMAT_VERSION:
-            bad("'format_version'", f"{FORMAT_VERSION} (the version this nextword writes)", version)
-        forms, abbreviations = data.get("forms"), data.get("abbreviations")
-        if not isinstance(forms, list) or len(forms) > MAX_VOCAB_WORDS:
-            bad("'forms'", f"a list of at most {MAX_VOCAB_WORDS} [word, display] pairs", type(forms).__name__)
-        if not isinstance(abbreviations, list) or len(abbreviations) > MAX_VOCAB_WORDS:
-            bad("'abbreviations'", f"a list of at most {MAX_VOCAB_WORDS} words", type(abbreviations).__name__)
-        known = tokenizer.word_counts
-        for i, w in enumerate(abbreviations):
-            if not isinstance(w, str) or w not in known:
-                bad(f"abbreviations[{i}]", "a word of the tokenizer", w)
-            if i and w <= abbreviations[i - 1]:
-                bad(f"abbreviations[{i}]", "sorted after the one before it, without repeats", w)
-        dotted = set(abbreviations)
-        out, previous = {}, None
-        for i, pair in enumerate(forms):
-            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
-                bad(f"forms[{i}]", "a [word, display] pair of strings", pair)
-            word, display = pair
-            if word not in known:
-                bad(f"forms[{i}] word", "a word of the tokenizer", word)
-            if previous is not None and word <= previous:
-                bad(f"forms[{i}] word", "sorted after the one before it, without repeats", word)
-            if display == word or len(display) > MAX_WORD_CHARS + 1 or not consistent(
-                    word, display, word in dotted, tokenizer.lower):
-                bad(f"forms[{i}] display", f"{word!r} with its case changed"
-                    + (" and a trailing '.'" if word in dotted else ""), display)
-            out[word] = display
-            previous = word
-        missing = dotted.difference(out)
-        if missing:
-            bad("abbreviations", "words with a form (their trailing '.')", sorted(missing)[0])
-        return cls(out, list(abbreviations))
-
-    @classmethod
-    def load(cls, path, tokenizer):
-        with open(path, "rb") as f:
-            raw = f.read(MAX_LEXICON_BYTES + 1)
-        return cls.from_json(raw, tokenizer)
-
-
-def consistent(word, display, abbreviation, lower):
-    """Is `display` a display form of `word`: its case changed (lower=True only) and, for an
-    abbreviation, one trailing '.'?"""
-    if abbreviation:
-        if not display.endswith("."):
-            return False
-        display = display[:-1]
-    return display.lower() == word if lower else display == word
+    def read(cls, raw, tokenizer):
+        """lexicon.json bytes, checked by the runtime's one reader (nextword.runtime.lexicon) against the
+        tokenizer of the same run: BundleInvalid/UnsupportedVersion name the field that is wrong."""
+        lexicon = Lexicon.from_json(raw, tokenizer)
+        return cls(dict(lexicon.forms), sorted(lexicon.abbreviations))
 
 
 def sentence_mark(token):
@@ -215,7 +135,7 @@ def build(documents, tokenizer):
         display = max(counts, key=lambda s: (counts[s], s == word)) if lower else word
         if word in dotted_set:
             display += "."
-        if display != word and consistent(word, display, word in dotted_set, lower):
+        if display != word and consistent(word, display, word in dotted_set):
             forms[word] = display
     for word in dotted_set.difference(forms):   # only ever seen sentence-initial: its own casing, dotted
         forms[word] = word + "."
