@@ -199,3 +199,43 @@ def run(train_docs, heldout_docs, ns=(1, 3, 6), setups=SETUPS, tools=None, folde
         out["note"] = (f"Presage counted a different number of keys without prediction than the simulator "
                        f"({keys_without}): it split some words differently")
     return out
+
+
+def parse_trace(stdout):
+    """presage_simulator's verbose output -> [(target word, prefix, [suggestions shown])], one entry per
+    prediction, in order. It prints the suggestions only up to the one that matched, so a list ends
+    with the target when it was found. Bytes are decoded as Latin-1 (one character per byte)."""
+    text = stdout.decode("latin-1") if isinstance(stdout, bytes) else stdout
+    lines = text.split("\n")
+    events, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("===> ") and i + 1 < len(lines) and lines[i + 1].startswith("   > "):
+            target, prefix, shown = line[5:], lines[i + 1][5:], []
+            i += 2
+            while i < len(lines) and not lines[i].startswith("===> ") and not lines[i].startswith("====="):
+                shown.append(lines[i])
+                i += 1
+            if i < len(lines) and lines[i].startswith("=====") and shown and shown[-1] == "":
+                shown.pop()   # the blank line results() prints before its summary
+            events.append((target, prefix, shown))
+        else:
+            i += 1
+    return events
+
+
+class Replay:
+    """suggest() for bench.ksr.simulate that hands back Presage's own suggestions from parse_trace, in
+    order, checking that each call is for the same word and prefix Presage predicted: simulate() then
+    reproduces presage_simulator's counts with our accounting (tests/test_ksr.py)."""
+
+    def __init__(self, events):
+        self.events = list(events)
+        self.next = 0
+
+    def __call__(self, context, prefix, n):
+        target, shown_prefix, shown = self.events[self.next]
+        self.next += 1
+        if shown_prefix != prefix:
+            raise AssertionError(f"Presage predicted after {shown_prefix!r} where the simulator has {prefix!r}")
+        return shown[:n]
