@@ -24,6 +24,10 @@ Two set-ups, each a config written from /etc/presage.xml's structure:
   no learning;
 - "presage-default": the default predictors (abbreviation expansion, that smoothed n-gram, a
   user-learning n-gram, recency) with online learning, the user database a fresh empty file per run.
+Both set SUGGESTIONS = N and REPEAT_SUGGESTIONS = yes (shipped: no, which hides the words already
+shown for the current word and shows the next best instead): the issue's accounting looks at the N
+best words after each letter, as our simulator does for the other rows (config_xml(repeat=False)
+gives the shipped behaviour, for comparison).
 
 Accounting (presage_simulator's source, src/lib/simulator/simulator.cpp): the same as issue 14's
 except one detail: `ks` starts at 1, so its KSR counts one key more than ours over the whole text
@@ -95,8 +99,11 @@ def build_database(tools, train_docs, encoder, folder, timeout=TIMEOUT):
     return db
 
 
-def config_xml(setup, db, n, user_db=None):
-    """A presage config for one set-up with N suggestions (the structure of /etc/presage.xml)."""
+def config_xml(setup, db, n, user_db=None, repeat=True):
+    """A presage config for one set-up with N suggestions (the structure of /etc/presage.xml).
+    repeat=True sets REPEAT_SUGGESTIONS (shipped "no") so that after each letter Presage shows its N
+    best words, as the issue's accounting and our simulator do; with "no" it leaves out the words
+    it already showed for this word and fills the list with the next ones."""
     if setup == "presage-ngram":
         predictors, learning = "DefaultSmoothedNgramPredictor", "no"
     elif setup == "presage-default":
@@ -110,7 +117,7 @@ def config_xml(setup, db, n, user_db=None):
   <PredictorRegistry><LOGGER>ERROR</LOGGER><PREDICTORS>{predictors}</PREDICTORS></PredictorRegistry>
   <ContextTracker><LOGGER>ERROR</LOGGER><SLIDING_WINDOW_SIZE>80</SLIDING_WINDOW_SIZE>
     <LOWERCASE_MODE>no</LOWERCASE_MODE><ONLINE_LEARNING>{learning}</ONLINE_LEARNING></ContextTracker>
-  <Selector><LOGGER>ERROR</LOGGER><SUGGESTIONS>{int(n)}</SUGGESTIONS><REPEAT_SUGGESTIONS>yes</REPEAT_SUGGESTIONS>
+  <Selector><LOGGER>ERROR</LOGGER><SUGGESTIONS>{int(n)}</SUGGESTIONS><REPEAT_SUGGESTIONS>{"yes" if repeat else "no"}</REPEAT_SUGGESTIONS>
     <GREEDY_SUGGESTION_THRESHOLD>0</GREEDY_SUGGESTION_THRESHOLD></Selector>
   <PredictorActivator><LOGGER>ERROR</LOGGER><PREDICT_TIME>1000</PREDICT_TIME>
     <MAX_PARTIAL_PREDICTION_SIZE>60</MAX_PARTIAL_PREDICTION_SIZE><COMBINATION_POLICY>Meritocracy</COMBINATION_POLICY>
@@ -147,14 +154,14 @@ def parse_result(stdout):
             "ksr": 1 - (ki + ks - 1) / kn if kn else 0.0}
 
 
-def simulate(tools, setup, db, test_path, n, folder, verbose=False, timeout=TIMEOUT):
+def simulate(tools, setup, db, test_path, n, folder, verbose=False, timeout=TIMEOUT, repeat=True):
     """One presage_simulator run; returns parse_result(...) (+ "stdout" bytes when verbose)."""
     user_db = os.path.join(folder, f"user-{setup}-{n}.db")
     if os.path.exists(user_db):
         os.unlink(user_db)
     cfg = os.path.join(folder, f"{setup}-{n}.xml")
     with open(cfg, "w", encoding="utf-8") as f:
-        f.write(config_xml(setup, db, n, user_db))
+        f.write(config_xml(setup, db, n, user_db, repeat))
     argv = [tools["presage_simulator"], "-c", cfg] + ([] if verbose else ["-q"]) + [test_path]
     proc = subprocess.run(argv, cwd=folder, capture_output=True, timeout=timeout,
                           env=dict(os.environ, HOME=folder))
