@@ -144,14 +144,16 @@ _FIELD = re.compile(rb"^(ki|ks|kn|KSR)\s*:\s*([-0-9.e+]+)\s*$", re.M)
 
 
 def parse_result(stdout):
-    """{"ki", "ks", "kn", "presage_ksr" (its own, a fraction), "ksr" (issue 14's: ks counted from 0)}
-    from presage_simulator's output; ValueError when the summary is not there."""
+    """{"ki", "ks", "kn", "presage_ksr" (its own, a fraction), "ksr" (issue 14's: ks counted from 0),
+    "words_suggested_before_first_letter"} from presage_simulator's output; ValueError when the
+    summary is not there."""
     fields = {k.decode(): v for k, v in _FIELD.findall(stdout if isinstance(stdout, bytes) else stdout.encode())}
     if not all(k in fields for k in ("ki", "ks", "kn", "KSR")):
         raise ValueError("presage_simulator printed no ki/ks/kn/KSR summary: " + repr(stdout[-300:]))
     ki, ks, kn = int(fields["ki"]), int(fields["ks"]), int(fields["kn"])
     return {"ki": ki, "ks": ks, "kn": kn, "presage_ksr": float(fields["KSR"]) / 100,
-            "ksr": 1 - (ki + ks - 1) / kn if kn else 0.0}
+            "ksr": 1 - (ki + ks - 1) / kn if kn else 0.0,
+            "words_suggested_before_first_letter": ks - 1}   # ks counts only those selections, from 1
 
 
 def simulate(tools, setup, db, test_path, n, folder, verbose=False, timeout=TIMEOUT, repeat=True):

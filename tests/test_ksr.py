@@ -221,6 +221,7 @@ if TOOLS is not None:
         assert rec.keys_without == out["kn"] == sum(len(w) + 1 for w in test[0])
         assert rec.keys_typed + rec.keys_selected == out["ki"] + out["ks"] - 1
         assert rec.ksr == pytest.approx(out["ksr"])
+        assert rec.words_suggested_before_first_letter == out["words_suggested_before_first_letter"]
         # "zebra" was never seen in training: shown at no prefix, typed in full
         zebra = [shown for target, _, shown in events if target == "zebra"]
         assert len(zebra) == len("zebra") + 1 and not any("zebra" in shown for shown in zebra)
