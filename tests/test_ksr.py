@@ -179,6 +179,29 @@ def test_bench_prints_a_note_when_presage_is_absent(tmp_path):
     assert not any(name.startswith("presage") for name in k["rows"])
 
 
+def test_bench_goes_on_with_a_note_when_presage_crashes(tmp_path):
+    """Tools that are found but fail (here: scripts on PATH named like them, the simulator aborting
+    as presage_simulator does on a failed assertion) cost a note, never the benchmark."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, body in (("text2ngram", "exit 0"), ("presage_simulator", "echo 'Assertion failed' >&2; kill -ABRT $$")):
+        script = tools / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+    corpus = tmp_path / "seed.txt"
+    corpus.write_text(SEED_LINES)
+    out = tmp_path / "out"
+    path = os.pathsep.join([os.path.dirname(sys.executable), str(tools), "/usr/bin", "/bin"])
+    proc = run_cli("nextword-bench", SEED_BUNDLE, "--quick", "--repeats", "1", "--block-ms", "2", "--cold-runs", "1",
+                   "--quiet", "--no-charts", "--out", out, "--corpus", corpus, "--unit", "line",
+                   "--heldout-fraction", "0.25", env={"PATH": path}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    k = json.loads((out / "bench.json").read_text())["ksr"]
+    assert k["presage"]["status"] == "failed" and "presage_simulator exited" in k["presage"]["note"]
+    assert "ngram-kn3" in k["rows"] and not any(name.startswith("presage") for name in k["rows"])
+    assert "Presage failed" in proc.stdout
+
+
 def test_bench_refuses_a_negative_ksr_words(tmp_path):
     proc = run_cli("nextword-bench", SEED_BUNDLE, "--ksr-words", "-1", "--out", tmp_path / "o")
     assert proc.returncode == 2 and "--ksr-words must be at least 0" in proc.stderr
