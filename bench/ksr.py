@@ -86,9 +86,7 @@ def simulate(documents, suggest, n, timed=False):
             context = context + (word,)
     rec.ksr = 1.0 - (rec.keys_typed + rec.keys_selected) / rec.keys_without if rec.keys_without else 0.0
     if timed:
-        t = np.asarray(times) * 1e6
-        rec.latency = {"median_us": float(np.median(t)) if len(t) else None,
-                       "p90_us": float(np.percentile(t, 90)) if len(t) else None, "calls": len(t)}
+        rec.latency = summary_us(times)
     return rec
 
 
@@ -180,7 +178,8 @@ class NextwordCompleter:
     """suggest() for simulate() through the runtime's completion API: a Session (one model step per
     word: `feed(word)`, then `complete(prefix, k)` per keystroke) when the predictor can make one,
     else `Predictor.complete(text_before_cursor, k)`. Returns the suggestions' `word`s (the
-    tokenizer's form, as the held-out words are)."""
+    tokenizer's form, as the held-out words are). Times every `complete` call and every `feed`
+    apart (`complete_seconds`, `feed_seconds`), so the per-keystroke figure is the API's alone."""
 
     def __init__(self, predictor):
         self.predictor = predictor
@@ -189,21 +188,42 @@ class NextwordCompleter:
         except Exception:   # no step variant: the window path, whole text per call
             self.session = None
         self._context = None
+        self.complete_seconds, self.feed_seconds = [], []
+
+    def _feed(self, text):
+        t0 = time.perf_counter()
+        self.session.feed(text)
+        self.feed_seconds.append(time.perf_counter() - t0)
 
     def __call__(self, context, prefix, n):
+        clock = time.perf_counter
         if self.session is None:
             text = " ".join(context + (prefix,)) if context else prefix
-            return [s.word for s in self.predictor.complete(text, n)]
+            t0 = clock()
+            got = self.predictor.complete(text, n)
+            self.complete_seconds.append(clock() - t0)
+            return [s.word for s in got]
         if context is not self._context:
             last = self._context
             if last is not None and len(context) == len(last) + 1 and context[:-1] == last:
-                self.session.feed(context[-1])
+                self._feed(context[-1])
             else:
                 self.session.reset()
                 if context:
-                    self.session.feed(" ".join(context))
+                    self._feed(" ".join(context))
             self._context = context
-        return [s.word for s in self.session.complete(prefix, n)]
+        t0 = clock()
+        got = self.session.complete(prefix, n)
+        self.complete_seconds.append(clock() - t0)
+        return [s.word for s in got]
+
+
+def summary_us(seconds):
+    """{"median_us", "p90_us", "calls"} of a list of durations in seconds."""
+    t = np.asarray(seconds, dtype=np.float64) * 1e6
+    if not len(t):
+        return {"median_us": None, "p90_us": None, "calls": 0}
+    return {"median_us": float(np.median(t)), "p90_us": float(np.percentile(t, 90)), "calls": int(len(t))}
 
 
 def has_completion(predictor):

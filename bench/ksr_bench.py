@@ -13,7 +13,7 @@ from nextword.runtime.errors import NextwordError
 from nextword.runtime.predictor import Predictor
 
 from . import presage
-from .ksr import NS, KneserNeyCompleter, NextwordCompleter, cap_words, has_completion, simulate
+from .ksr import NS, KneserNeyCompleter, NextwordCompleter, cap_words, has_completion, simulate, summary_us
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,13 @@ def measure(bundle, ev, max_words=0, ns=NS, tick=lambda label: None, use_presage
         name = f"nextword ({predictor.variant.name})"
         recs = []
         for n in ns:
-            recs.append(simulate(docs, NextwordCompleter(predictor), n, timed=True))
+            comp = NextwordCompleter(predictor)
+            recs.append(simulate(docs, comp, n, timed=True))
             tick(f"ksr nextword N={n}")
         rows[name] = _row(recs)
-        out["latency"] = dict(recs[-1].latency, n=recs[-1].n, variant=predictor.variant.name,
-                              backend=predictor.package)
+        out["latency"] = dict(summary_us(comp.complete_seconds), n=recs[-1].n, variant=predictor.variant.name,
+                              backend=predictor.package, session=comp.session is not None,
+                              feed=summary_us(comp.feed_seconds), per_keystroke_with_feed=recs[-1].latency)
     if ev.train_ids is not None:
         kn = KneserNeyCompleter(bundle.tokenizer, ev.train_ids)
         rows["ngram-kn3"] = _row([simulate(docs, kn, n) for n in ns])

@@ -159,9 +159,12 @@ def ksr_section(res):
     out += [table(["system"] + [f"N = {n}" for n in ns] + [f"words before a letter (N = {ns[-1]})"], body), ""]
     lat = k.get("latency")
     if lat and lat.get("median_us") is not None:
-        out += [f"nextword `complete` per keystroke ({lat['variant']} on {lat['backend']}, N = {lat['n']}, "
-                f"{lat['calls']:,} calls, the word's model step included on its first keystroke): median "
-                f"{us(lat['median_us'])}, p90 {us(lat['p90_us'])}.", ""]
+        how = "Session.complete" if lat.get("session") else "Predictor.complete"
+        feed = lat.get("feed") or {}
+        out += [f"nextword `{how}` per keystroke ({lat['variant']} on {lat['backend']}, N = {lat['n']}, "
+                f"{lat['calls']:,} calls): median {us(lat['median_us'])}, p90 {us(lat['p90_us'])}"
+                + (f"; the session's feed of each typed word (one model step): median {us(feed['median_us'])}, "
+                   f"p90 {us(feed['p90_us'])}" if feed.get("calls") else "") + ".", ""]
     if k.get("notes"):
         out += ["Notes: " + "; ".join(k["notes"]) + ".", ""]
     return out

@@ -16,6 +16,8 @@ import pytest
 
 from nextword.bench import ksr, presage
 from nextword.bench.ngram import KneserNeyTrigram
+from nextword.runtime.predictor import Predictor
+from nextword.runtime.session import Session
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.corpus import SEED_LINES
 from support import SEED_BUNDLE, run_cli
@@ -248,3 +250,21 @@ if TOOLS is not None:
         # "zebra" was never seen in training: shown at no prefix, typed in full
         zebra = [shown for target, _, shown in events if target == "zebra"]
         assert len(zebra) == len("zebra") + 1 and not any("zebra" in shown for shown in zebra)
+
+
+if callable(getattr(Session, "complete", None)):   # the completion API (issue 14, CMP's branch)
+    def test_nextword_completer_equals_fresh_sessions():
+        """The adapter feeds one word per step and resets at each document: the same suggestions as
+        a fresh session fed the whole context, at every keystroke."""
+        predictor = Predictor.load(SEED_BUNDLE)
+        docs = [line.split() for line in SEED_LINES.splitlines()]
+
+        def fresh(context, prefix, n):
+            s = predictor.session()
+            if context:
+                s.feed(" ".join(context))
+            return [x.word for x in s.complete(prefix, n)]
+        for n in (1, 3):
+            comp = ksr.NextwordCompleter(predictor)
+            assert ksr.simulate(docs, comp, n) == ksr.simulate(docs, fresh, n)
+            assert comp.complete_seconds and len(comp.feed_seconds) == sum(len(d) - 1 for d in docs)
