@@ -26,7 +26,9 @@ def parser():
                     "quality (top-1/3/5, perplexity) — against the Keras model (--keras, measured in a TensorFlow "
                     "child process) and an interpolated Kneser-Ney trigram. Writes bench.json, bench.md and PNG charts.",
         epilog="Quality needs --corpus (the held-out slice: the last --heldout-fraction of the --unit documents, as "
-               "nextword-train --val-split made it) or --keras (the model folder's evaluation windows). Exit codes: "
+               "nextword-train --val-split made it) or --keras (the model folder's evaluation windows). Keystroke "
+               "savings need --corpus; Presage's rows need its text2ngram and presage_simulator on PATH (else a "
+               "note). Exit codes: "
                "0 ok, 2 bad input, 3 invalid bundle, 4 no usable interpreter.")
     p.add_argument("bundle", metavar="BUNDLE", help="bundle folder made by nextword-export")
     p.add_argument("--keras", metavar="MODEL_DIR", help="the model folder the bundle came from (Keras columns)")
@@ -41,6 +43,10 @@ def parser():
     p.add_argument("--unit", choices=("line", "paragraph"), help="document unit (default: the model's, else line)")
     p.add_argument("--max-eval", type=int, default=3000, metavar="N",
                    help="score at most N held-out windows, the same subset for every column (0: all; default 3000)")
+    p.add_argument("--ksr-words", type=int, default=0, metavar="N",
+                   help="keystroke savings (with --corpus): type at most the first N held-out words (default 0: all)")
+    p.add_argument("--no-ksr", action="store_true",
+                   help="no keystroke-savings table (nextword, the n-gram and, when installed, Presage at N = 1, 3, 6)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: bench-results/<bundle name>)")
     p.add_argument("--repeats", type=int, metavar="N", help="interleaved timing rounds (default 10; --quick 3)")
     p.add_argument("--block-ms", type=float, metavar="MS", help="target length of one block of calls (default 100; --quick 20)")
@@ -67,10 +73,11 @@ def _bar(quiet):
 
 
 def body(args, argv):
-    for name in ("repeats", "cold_runs", "max_eval"):
+    for name in ("repeats", "cold_runs", "max_eval", "ksr_words"):
         v = getattr(args, name)
-        if v is not None and v < (0 if name == "max_eval" else 1):
-            raise InputError(f"--{name.replace('_', '-')} must be at least {0 if name == 'max_eval' else 1}, got {v}")
+        least = 0 if name in ("max_eval", "ksr_words") else 1
+        if v is not None and v < least:
+            raise InputError(f"--{name.replace('_', '-')} must be at least {least}, got {v}")
     if args.heldout_fraction is not None and not 0 < args.heldout_fraction < 1:
         raise InputError(f"--heldout-fraction must be between 0 and 1, got {args.heldout_fraction}")
     if args.keras and not os.path.isdir(args.keras):
@@ -84,7 +91,8 @@ def body(args, argv):
         rounds=args.repeats or (3 if args.quick else 10),
         block_seconds=(args.block_ms or (20 if args.quick else 100)) / 1e3,
         keras_min_calls=3 if args.quick else 5, cold_runs=args.cold_runs or (2 if args.quick else 5),
-        quick=args.quick, scaling=args.scaling, scaling_cache=args.scaling_cache, charts=not args.no_charts,
+        quick=args.quick, ksr=not args.no_ksr, ksr_words=args.ksr_words, scaling=args.scaling,
+        scaling_cache=args.scaling_cache, charts=not args.no_charts,
         command=" ".join([PROG] + [shlex.quote(a) for a in argv]))
     if args.keras:
         if not python_has(args.keras_python, "tensorflow"):

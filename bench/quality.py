@@ -45,6 +45,8 @@ class EvalData:
     texts: list = field(default_factory=list)   # sample texts for the timing rounds
     split: dict = field(default_factory=dict)
     heldout_ids: list = None        # held-out documents as ids (corpus runs only)
+    train_words: list = None        # training documents as the tokenizer's words (corpus runs: KSR, Presage)
+    heldout_words: list = None      # held-out documents as the tokenizer's words, every word kept (KSR)
 
 
 def training_summary(report):
@@ -154,7 +156,8 @@ def from_corpus(paths, unit, fraction, tokenizer, window, max_eval, manifest_sou
     desc = (f"last {fraction:g} of {len(corpus.documents)} {unit} documents ({len(held)} documents, "
             f"{len(wins)} windows; {len(idx)} scored)")
     return EvalData("heldout", desc, x, y, len(wins), tokenizer.texts_to_sequences(train_docs),
-                    sample_texts(held, tokenizer, window), split, held_ids)
+                    sample_texts(held, tokenizer, window), split, held_ids,
+                    [tokenizer.words(d) for d in train_docs], [tokenizer.words(d) for d in held])
 
 
 def from_model_windows(model_dir, tokenizer, window, max_eval, report):

@@ -30,7 +30,7 @@ def markdown(res, charts=()):
               table(["goal", "measured", "status", "detail"],
                     [[g["text"], g["figure"], f"**{g['status']}**", g["detail"]] for g in res["goals"]]), ""]
     parts += latency_section(res) + throughput_section(res) + cold_section(res) + size_section(res)
-    parts += quality_section(res) + scaling_section(res) + streaming_section(res)
+    parts += quality_section(res) + ksr_section(res) + scaling_section(res) + streaming_section(res)
     if charts:
         parts += ["## Charts", ""] + [f"![{c}]({c})" for c in charts] + [""]
     return "\n".join(parts)
@@ -133,6 +133,43 @@ def quality_section(res):
     return out + training_lines(q.get("training"))
 
 
+def ksr_section(res):
+    """Keystroke savings (bench/ksr_bench.py): one row per system, one column per N."""
+    k = res.get("ksr")
+    if not k:
+        return []
+    out = ["## Keystroke savings", ""]
+    if k.get("status") != "ok":
+        return out + [f"Not measured: {k.get('note', k.get('status'))}.", ""]
+    ns = [str(n) for n in k["ns"]]
+    out += [f"KSR = 1 - (keys typed + keys to select) / keys without prediction, typing the {k['words']:,} held-out "
+            f"words ({k['documents']} documents, {k['keys_without']:,} keys without prediction) as the bundle's "
+            "tokenizer splits them. N suggestions are looked at before the first letter and after each letter; "
+            "taking one costs 1 key, the space included; a word never suggested costs its letters and a space "
+            "(bench/ksr.py). nextword through its completion API, the n-gram (bench/ngram.py, same training ids) "
+            "by filtering its distribution by prefix over its in-vocabulary words; Presage trained by text2ngram "
+            "on the same training words and measured by its own presage_simulator (bench/presage.py: its printed "
+            "KSR counts one key more over the whole text; ours is shown, its own in the JSON).", ""]
+    body = []
+    for name, by_n in k["rows"].items():
+        r = [name] + [pct(by_n[n]["ksr"]) if n in by_n else "" for n in ns]
+        first = by_n.get(ns[-1], {}).get("words_suggested_before_first_letter")
+        r.append(pct(first / k["words"]) if first is not None and k["words"] else "")
+        body.append(r)
+    out += [table(["system"] + [f"N = {n}" for n in ns] + [f"words before a letter (N = {ns[-1]})"], body), ""]
+    lat = k.get("latency")
+    if lat and lat.get("median_us") is not None:
+        how = "Session.complete" if lat.get("session") else "Predictor.complete"
+        feed = lat.get("feed") or {}
+        out += [f"nextword `{how}` per keystroke ({lat['variant']} on {lat['backend']}, N = {lat['n']}, "
+                f"{lat['calls']:,} calls): median {us(lat['median_us'])}, p90 {us(lat['p90_us'])}"
+                + (f"; the session's feed of each typed word (one model step): median {us(feed['median_us'])}, "
+                   f"p90 {us(feed['p90_us'])}" if feed.get("calls") else "") + ".", ""]
+    if k.get("notes"):
+        out += ["Notes: " + "; ".join(k["notes"]) + ".", ""]
+    return out
+
+
 def training_lines(t):
     """One paragraph on how the benchmarked model was trained (bench/quality.py training_summary)."""
     if not t:
@@ -213,6 +250,11 @@ def console(res):
     q = (res.get("quality") or {}).get("columns") or {}
     for name, c in q.items():
         lines.append(f"{name:40s} top-1 {pct(c['top1'])}  top-3 {pct(c['top3'])}  top-5 {pct(c['top5'])}  ppl {c['perplexity']:.1f}")
+    ks = res.get("ksr") or {}
+    for name, by_n in (ks.get("rows") or {}).items():
+        lines.append(f"KSR {name:36s} " + "  ".join(f"N={n} {pct(r['ksr'])}" for n, r in by_n.items()))
+    for note in ks.get("notes") or ([ks["note"]] if ks.get("note") else []):
+        lines.append(f"KSR: {note}")
     for k, v in (res.get("cold_start") or {}).items():
         lines.append(f"cold {k:35s} {v['wall_seconds']['median']:.3f} s  {v['peak_rss_mb']['median']:.0f} MB")
     lines.append("")

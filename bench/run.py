@@ -22,7 +22,7 @@ from nextword.runtime.errors import BackendUnavailable, InputError, NextwordErro
 from nextword.runtime.predictor import Predictor
 from nextword.runtime.windowing import pad_windows
 
-from . import charts as charts_mod, children, goals, machine, quality, report, scaling, timing
+from . import charts as charts_mod, children, goals, ksr_bench, machine, quality, report, scaling, timing
 from .streaming import streaming_costs, streaming_quality
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class Options:
     scaling_cache: str = None
     charts: bool = True
     command: str = ""
+    ksr: bool = True
+    ksr_words: int = 0          # cap on the held-out words typed by the KSR simulation (0: all)
 
 
 def _eval_data(opt, bundle, report_):
@@ -216,7 +218,7 @@ def run(opt, tick=lambda label: None):
            "command": opt.command, "machine": machine.describe(),
            "settings": {"rounds": opt.rounds, "block_seconds": opt.block_seconds, "keras_min_calls": opt.keras_min_calls,
                         "max_calls": opt.max_calls, "cold_runs": opt.cold_runs, "max_eval": opt.max_eval,
-                        "quick": opt.quick, "threads": 1},
+                        "quick": opt.quick, "threads": 1, "ksr": opt.ksr, "ksr_words": opt.ksr_words},
            "bundle": {"path": os.path.abspath(bundle.path), "name": os.path.basename(os.path.normpath(bundle.path)),
                       "vocab_size": m.vocab_size, "window": m.window, "default_variant": m.default_variant,
                       "variants": [n for n, v in m.variants.items() if v.kind == "window"],
@@ -297,6 +299,8 @@ def run(opt, tick=lambda label: None):
                 keras.close()
             for s in servers:
                 s.close()
+    if opt.ksr:
+        res["ksr"] = ksr_bench.measure(bundle, ev, opt.ksr_words, tick=tick)
     here = available_packages()
     legacy_ok = bool(opt.legacy_python) and children.python_has(opt.legacy_python, "tflite_runtime")
     res["cold_start"], failed = _cold_starts(opt, bundle, here, legacy_ok, texts[0], keras_ok, tick)
