@@ -224,8 +224,3 @@ def summary_us(seconds):
     if not len(t):
         return {"median_us": None, "p90_us": None, "calls": 0}
     return {"median_us": float(np.median(t)), "p90_us": float(np.percentile(t, 90)), "calls": int(len(t))}
-
-
-def has_completion(predictor):
-    """True when the runtime has the completion API (issue 14) this adapter calls."""
-    return callable(getattr(predictor, "complete", None))

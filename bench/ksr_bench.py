@@ -13,7 +13,7 @@ from nextword.runtime.errors import NextwordError
 from nextword.runtime.predictor import Predictor
 
 from . import presage
-from .ksr import NS, KneserNeyCompleter, NextwordCompleter, cap_words, has_completion, simulate, summary_us
+from .ksr import NS, KneserNeyCompleter, NextwordCompleter, cap_words, simulate, summary_us
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,7 @@ def measure(bundle, ev, max_words=0, ns=NS, tick=lambda label: None, use_presage
     except NextwordError as e:
         predictor = None
         out["notes"].append(f"nextword: no predictor ({e})")
-    if predictor is not None and not has_completion(predictor):
-        out["notes"].append("nextword: this runtime has no completion API (Predictor.complete): no nextword row")
-    elif predictor is not None:
+    if predictor is not None:
         name = f"nextword ({predictor.variant.name})"
         recs = []
         for n in ns:

@@ -17,7 +17,6 @@ import pytest
 from nextword.bench import ksr, presage
 from nextword.bench.ngram import KneserNeyTrigram
 from nextword.runtime.predictor import Predictor
-from nextword.runtime.session import Session
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.train.corpus import SEED_LINES
 from support import SEED_BUNDLE, run_cli
@@ -179,6 +178,9 @@ def test_bench_prints_a_note_when_presage_is_absent(tmp_path):
     n6 = k["rows"]["ngram-kn3"]["6"]
     assert 0 <= n6["ksr"] < 1 and n6["keys_without"] == k["keys_without"]
     assert not any(name.startswith("presage") for name in k["rows"])
+    mine = k["rows"]["nextword (" + Predictor.load(SEED_BUNDLE).variant.name + ")"]
+    assert set(mine) == {"1", "3", "6"} and mine["6"]["keys_without"] == k["keys_without"]
+    assert mine["6"]["ksr"] >= mine["1"]["ksr"] and k["latency"]["calls"] > 0
 
 
 def test_bench_goes_on_with_a_note_when_presage_crashes(tmp_path):
@@ -252,19 +254,18 @@ if TOOLS is not None:
         assert len(zebra) == len("zebra") + 1 and not any("zebra" in shown for shown in zebra)
 
 
-if callable(getattr(Session, "complete", None)):   # the completion API (issue 14, CMP's branch)
-    def test_nextword_completer_equals_fresh_sessions():
-        """The adapter feeds one word per step and resets at each document: the same suggestions as
-        a fresh session fed the whole context, at every keystroke."""
-        predictor = Predictor.load(SEED_BUNDLE)
-        docs = [line.split() for line in SEED_LINES.splitlines()]
+def test_nextword_completer_equals_fresh_sessions():
+    """The adapter feeds one word per step and resets at each document: the same suggestions as
+    a fresh session fed the whole context, at every keystroke."""
+    predictor = Predictor.load(SEED_BUNDLE)
+    docs = [line.split() for line in SEED_LINES.splitlines()]
 
-        def fresh(context, prefix, n):
-            s = predictor.session()
-            if context:
-                s.feed(" ".join(context))
-            return [x.word for x in s.complete(prefix, n)]
-        for n in (1, 3):
-            comp = ksr.NextwordCompleter(predictor)
-            assert ksr.simulate(docs, comp, n) == ksr.simulate(docs, fresh, n)
-            assert comp.complete_seconds and len(comp.feed_seconds) == sum(len(d) - 1 for d in docs)
+    def fresh(context, prefix, n):
+        s = predictor.session()
+        if context:
+            s.feed(" ".join(context))
+        return [x.word for x in s.complete(prefix, n)]
+    for n in (1, 3):
+        comp = ksr.NextwordCompleter(predictor)
+        assert ksr.simulate(docs, comp, n) == ksr.simulate(docs, fresh, n)
+        assert comp.complete_seconds and len(comp.feed_seconds) == sum(len(d) - 1 for d in docs)
