@@ -12,6 +12,7 @@ GOAL_TEXT = {
     "int8_size": "int8 files at most 35% of float32 (same format) at the Pride and Prejudice vocabulary",
     "int8_top1": "int8 top-1 accuracy within 1 point of Keras",
     "lstm_vs_ngram": "LSTM top-3 accuracy above the n-gram baseline's on the held-out slice",
+    "ksr_vs_presage": "Keystroke savings (N = 6) above Presage's smoothed trigram trained on the same text",
 }
 
 
@@ -114,4 +115,20 @@ def goals(res):
     else:
         out.append(_goal("int8_top1", "quality not measured", None))
         out.append(_goal("lstm_vs_ngram", "quality not measured", None))
+    out.append(_ksr_goal(res.get("ksr")))
     return out
+
+
+def _ksr_goal(k):
+    """nextword's KSR at N = 6 against presage-ngram's, from the same run (n/a without Presage)."""
+    rows = (k or {}).get("rows", {})
+    mine = next((v.get("6") for name, v in rows.items() if name.startswith("nextword")), None)
+    theirs = rows.get("presage-ngram", {}).get("6")
+    if mine is None or theirs is None:
+        why = "keystroke savings not measured" if mine is None else "Presage not measured (not installed)"
+        return _goal("ksr_vs_presage", why, None)
+    a, b = mine["ksr"], theirs["ksr"]
+    default = rows.get("presage-default", {}).get("6")
+    detail = f"Presage default (with learning) {pct(default['ksr'])}" if default else ""
+    return _goal("ksr_vs_presage", f"nextword {pct(a)} vs Presage trigram {pct(b)} ({100 * (a - b):+.1f} points)",
+                 a > b, detail)

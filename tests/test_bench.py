@@ -23,7 +23,8 @@ from nextword.train.corpus import SEED_LINES
 QUICK = ("--quick", "--repeats", "2", "--block-ms", "5", "--cold-runs", "1", "--quiet")
 RUNTIME_MEASURES = ("e2e", "bare", "tokenize", "rank", "batch1", "batch8", "batch64")
 SUMMARY = ("median", "p95", "p99", "mean", "min", "max", "iqr", "n")
-GOALS = ("vs_predict", "vs_call", "overhead", "cold", "rss", "int8_size", "int8_top1", "lstm_vs_ngram")
+GOALS = ("vs_predict", "vs_call", "overhead", "cold", "rss", "int8_size", "int8_top1", "lstm_vs_ngram",
+         "ksr_vs_presage")
 
 
 def _positive_summary(s):
@@ -238,3 +239,16 @@ def test_console_prints_each_verdict():
     assert "[PASS] TF-free end-to-end `top_k` at least ×1,000 faster than `model.predict`" in text
     assert "[FAIL] TF-free end-to-end `top_k` at least ×100 faster than `model(x)`" in text
     assert "[FAIL] Predictor overhead" in text and "[n/a ] Cold start" in text
+
+
+@pytest.mark.parametrize("mine, presage, expect", [(0.585, 0.578, "PASS"), (0.578, 0.578, "FAIL"), (0.50, 0.578, "FAIL"),
+                                                   (0.585, None, "n/a"), (None, 0.578, "n/a")])
+def test_ksr_goal_compares_nextword_with_presage_trigram_at_six_suggestions(mine, presage, expect):
+    res = _result()
+    rows = {}
+    if mine is not None:
+        rows["nextword (tflite-dynamic-int8)"] = {"1": {"ksr": 0.99}, "6": {"ksr": mine}}
+    if presage is not None:
+        rows["presage-ngram"] = {"1": {"ksr": 0.0}, "6": {"ksr": presage}}
+    res["ksr"] = {"rows": rows}
+    assert _verdicts(res)["ksr_vs_presage"] == expect
