@@ -391,6 +391,8 @@ def test_cli_folder_with_dangling_link_and_no_txt(tmp_path, no_tf_env):
     (["--learning-rate", "0"], "--learning-rate must be > 0"),
     (["--oov-token", " "], "--oov-token must not be blank"),
     (["--seed", "-1"], "--seed"),
+    (["--recurrent-dropout", "1"], "--recurrent-dropout must be in [0, 1), got 1.0"),
+    (["--dropout", "-0.1"], "--dropout must be in [0, 1), got -0.1"),
 ])
 def test_cli_nonsense_flags(tmp_path, no_tf_env, flags, expect):
     line = one_line(run_bad(no_tf_env, *flags, "--out", tmp_path / "out"))

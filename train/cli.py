@@ -61,6 +61,8 @@ def parser():
     p.add_argument("--units", type=positive_int, help="LSTM units (default: from the corpus; seed 50)")
     p.add_argument("--dropout", type=number, help="sequence objective: dropout on the embedding and LSTM outputs "
                    "(default: from the corpus; seed 0)")
+    p.add_argument("--recurrent-dropout", type=number, help="sequence objective: dropout on the LSTM's recurrent "
+                   "state (default 0: measured in docs/benchmarks.md)")
     p.add_argument("--tie", action=argparse.BooleanOptionalAction, default=None,
                    help="sequence objective: tie the output layer to the input embedding through a projection "
                         "(default: on with --corpus)")
@@ -100,7 +102,7 @@ def print_defaults(chosen):
               f"words, {stats['documents']:,} documents; any flag overrides):")
     for name, v in chosen.items():
         if name != "stats":
-            print(f"  {name:<14} {v['value']!s:<8} {v['why']}")
+            print(f"  {name:<17} {v['value']!s:<8} {v['why']}")
 
 
 def body(args):
@@ -109,7 +111,7 @@ def body(args):
                       batch_size=args.batch_size, learning_rate=args.learning_rate, val_split=args.val_split,
                       test_split=args.test_split, patience=args.patience, num_words=args.num_words,
                       oov_token=args.oov_token, chunk_length=args.chunk_length, chunk_stride=args.chunk_stride,
-                      dropout=args.dropout, tie=args.tie, lr_decay=args.lr_decay, stop_on=args.stop_on,
+                      dropout=args.dropout, recurrent_dropout=args.recurrent_dropout, tie=args.tie, lr_decay=args.lr_decay, stop_on=args.stop_on,
                       seed=args.seed).validate()
     if args.out is None:
         args.out = os.path.join("artifacts", f"{corpus_name(args.corpus)}-model")

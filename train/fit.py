@@ -46,11 +46,11 @@ OBJECTIVES = ("prefix", "sequence")
 # the seed notebook's settings: what a run without --corpus uses for every setting not given
 SEED_SETTINGS = {"objective": "prefix", "embedding_dim": 10, "units": 50, "epochs": 200, "batch_size": 32,
                  "learning_rate": 0.001, "val_split": 0.0, "test_split": 0.0, "patience": 0, "dropout": 0.0,
-                 "lr_decay": 1.0, "stop_on": "loss",
+                 "lr_decay": 1.0, "stop_on": "loss", "recurrent_dropout": 0.0,
                  "tie": False}
 CHOOSABLE = ("objective", "window", "embedding_dim", "units", "epochs", "batch_size", "learning_rate", "val_split",
              "test_split", "patience", "num_words", "oov_token", "chunk_length", "chunk_stride", "dropout", "tie",
-             "lr_decay", "stop_on")
+             "lr_decay", "stop_on", "recurrent_dropout")
 
 
 @dataclass
@@ -73,6 +73,7 @@ class TrainConfig:
     chunk_length: int = None                       # sequence objective: inputs per chunk (L; chunks hold L+1)
     chunk_stride: int = None                       # sequence objective: a chunk every S tokens
     dropout: float = None                          # sequence objective: on the embedding and LSTM outputs
+    recurrent_dropout: float = None                # sequence objective: on the LSTM's recurrent state
     tie: bool = None                               # sequence objective: output tied to the embedding
     lr_decay: float = None                         # learning rate x this after an epoch without a lower
                                                    # validation loss (1 = constant)
@@ -108,6 +109,8 @@ class TrainConfig:
         need(not given("chunk_length") or self.chunk_length >= 1, f"--chunk-length must be at least 1, got {self.chunk_length}")
         need(not given("chunk_stride") or self.chunk_stride >= 1, f"--chunk-stride must be at least 1, got {self.chunk_stride}")
         need(not given("dropout") or 0 <= self.dropout < 1, f"--dropout must be in [0, 1), got {self.dropout}")
+        need(not given("recurrent_dropout") or 0 <= self.recurrent_dropout < 1,
+             f"--recurrent-dropout must be in [0, 1), got {self.recurrent_dropout}")
         need(0 <= self.seed < 2 ** 32, f"--seed must be in 0..{2 ** 32 - 1}, got {self.seed}")  # numpy's range
         return self
 
@@ -147,7 +150,7 @@ def resolve(cfg, documents):
                              f"({out.chunk_length}): targets between chunks would never be trained")
     else:
         out.chunk_length = out.chunk_stride = None
-        out.dropout, out.tie = 0.0, False   # the prefix objective trains the seed's network as it is
+        out.dropout, out.recurrent_dropout, out.tie = 0.0, 0.0, False   # the seed's network as it is
     rest, test = split_heldout(documents, out.test_split)
     return out, chosen, test, rest
 
@@ -285,12 +288,13 @@ def train(cfg, out, force=False, progress=True, on_defaults=None, resume=False):
     Batches = _dataset_class()
     if cfg.objective == "sequence":
         scfg = SequenceConfig(tokenizer.vocab_size, cfg.chunk_length, cfg.embedding_dim, cfg.units, cfg.dropout,
-                              bool(cfg.tie))
+                              bool(cfg.tie), cfg.recurrent_dropout)
         trained = build_sequence_model(scfg, cfg.learning_rate)
         train_batches = Batches(chunks, cfg.batch_size, True, cfg.seed)
         val_sample = _val_sample(val, MAX_VAL_SCORE_CHUNKS, cfg.seed)
         model_info = dict(mcfg.to_dict(), objective="sequence", chunk_length=cfg.chunk_length,
-                          chunk_stride=cfg.chunk_stride, dropout=cfg.dropout, tied=bool(cfg.tie))
+                          chunk_stride=cfg.chunk_stride, dropout=cfg.dropout, tied=bool(cfg.tie),
+                          recurrent_dropout=cfg.recurrent_dropout)
     else:
         trained = build_model(mcfg, cfg.learning_rate)
         train_batches = Batches(windows, cfg.batch_size, True, cfg.seed)

@@ -45,6 +45,7 @@ class SequenceConfig:
     units: int
     dropout: float = 0.0        # on the embedding output and on the LSTM output
     tied: bool = False          # output layer shares the input embedding, through a Dense(E) projection
+    recurrent_dropout: float = 0.0   # on the LSTM's recurrent state (Gal & Ghahramani 2016), training only
 
     def to_dict(self):
         return asdict(self)
@@ -80,7 +81,8 @@ def build_sequence_model(cfg, learning_rate=0.001):
     x = emb(ids)
     if cfg.dropout:
         x = layers.Dropout(cfg.dropout, name="embedding_dropout")(x)
-    x = layers.LSTM(cfg.units, activation="tanh", return_sequences=True, name="lstm")(x)
+    x = layers.LSTM(cfg.units, activation="tanh", return_sequences=True, name="lstm",
+                    recurrent_dropout=cfg.recurrent_dropout)(x)
     if cfg.dropout:
         x = layers.Dropout(cfg.dropout, name="output_dropout")(x)
     if cfg.tied:
