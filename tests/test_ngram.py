@@ -267,12 +267,22 @@ def _pickled():
     return buf.getvalue()
 
 
-def _zip_with(arrays, name, raw):
-    """The npz of `arrays` with member `name`.npy replaced by raw bytes."""
+def _many_members(n):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        for i in range(n):
+            out.writestr(f"a{i}.npy", b"")
+    return buf.getvalue()
+
+
+def _zip_with(arrays, name, raw, comment=b""):
+    """The npz of `arrays` with member `name`.npy replaced by raw bytes (None: kept)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(npz(arrays))) as src, zipfile.ZipFile(buf, "w") as out:
+        out.comment = comment
         for info in src.infolist():
-            out.writestr(info.filename, raw if info.filename == name + ".npy" else src.read(info))
+            replace = raw is not None and info.filename == name + ".npy"
+            out.writestr(info.filename, raw if replace else src.read(info))
     return buf.getvalue()
 
 
@@ -318,6 +328,10 @@ def test_crafted_files_are_refused(tmp_path):
         "not a zip": b"PK\x03\x04 this is not an npz" * 10,
         "truncated": npz(arrays)[: len(npz(arrays)) // 2],
         "not an npy member": _zip_with(arrays, "prob3", b"hello"),
+        "negative shape whose product fits": _zip_with(arrays, "ctx3", _header((-4, -4), "|u1")),
+        "text array": npz(dict(arrays, prob3=np.array(["0.5"] * len(arrays["prob3"])))),
+        "thousands of members": _many_members(5000),
+        "zip comment after the end record": _zip_with(arrays, "prob3", None, comment=b"x" * 40),
     }
     for i, (case, data) in enumerate(cases.items()):
         b = Bundle.open(bundle_with(tmp_path / str(i), data))
