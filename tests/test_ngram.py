@@ -20,7 +20,7 @@ from nextword.runtime.errors import ArgumentTypeError, BundleError, BundleInvali
 from nextword.runtime.limits import MAX_NGRAM_BATCH_BYTES
 from nextword.runtime.ngram import NgramModel, read_npz
 from nextword.train import train_ids
-from support import SEED_BUNDLE, rehashed_copy
+from support import SEED_BUNDLE, rehashed_copy, run_cli
 
 CORPUS = [[1, 2, 3, 4], [1, 2, 3, 5], [2, 3, 4, 1, 2], [5, 5, 5], [1, 2, 4], [3], [], [4, 1, 2, 3, 4, 5, 6],
           [2, 3, 4], [1, 2, 3, 4], [6, 1, 2]]
@@ -411,3 +411,24 @@ def test_a_model_folder_without_training_ids_exports_without_ngram(tiny_model_di
     assert "no n-gram" in caplog.text
     built = build_ngram(tiny_model_dir, tok, 2, 10_000)
     assert built.info["order"] == 2 and len(built.data) <= 10_000
+
+
+@pytest.mark.tf
+def test_export_cli_ngram_flags(tiny_model_dir, tmp_path):
+    out = tmp_path / "b4"
+    r = run_cli("nextword-export", tiny_model_dir, "--out", out, "--variants", "onnx-float32", "--quiet",
+                "--ngram-order", "4", "--ngram-budget", "5K", timeout=600)
+    assert r.returncode == 0, r.stderr
+    entry = json.loads((out / "manifest.json").read_text())["ngram"]
+    assert entry["order"] == 4 and entry["size"] <= 5000 and entry["details"]["budget"] == 5000
+    assert entry["details"]["pruned"] and "n-gram: order 4" in r.stdout   # the seed's order-4 file is 5.7 KB unpruned
+    assert Bundle.open(str(out)).ngram().order == 4
+    r = run_cli("nextword-export", tiny_model_dir, "--out", tmp_path / "none", "--variants", "onnx-float32",
+                "--quiet", "--no-ngram", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "ngram" not in json.loads((tmp_path / "none" / "manifest.json").read_text())
+    assert not (tmp_path / "none" / "ngram.npz").exists() and Bundle.open(str(tmp_path / "none")).ngram() is None
+    for flags in (["--ngram-budget", "0"], ["--ngram-budget", "lots"], ["--ngram-order", "6"]):
+        r = run_cli("nextword-export", tiny_model_dir, "--out", tmp_path / "bad", *flags, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (flags, r.stderr)
+        assert not (tmp_path / "bad").exists()
