@@ -160,7 +160,7 @@ def _check_level(arrays, k, V, where):
 
 
 def check_arrays(arrays, where=FILE, vocab_size=None):
-    """(order, vocab_size) of a complete, consistent set of arrays; BundleInvalid otherwise."""
+    """(order, vocab_size, {name: array}) of a complete, consistent set of arrays; BundleInvalid otherwise."""
     meta = arrays.get("meta")
     if not isinstance(meta, np.ndarray) or meta.dtype != np.dtype("<i8") or meta.shape != (3,):
         _fail(where, "meta must be 3 int64 values (format version, order, vocabulary size)")
@@ -180,7 +180,8 @@ def check_arrays(arrays, where=FILE, vocab_size=None):
     for name, dtype in want.items():
         a = arrays[name]
         if not isinstance(a, np.ndarray) or a.dtype != np.dtype(dtype):
-            _fail(where, f"{name} is {getattr(a, 'dtype', type(a)).str if isinstance(a, np.ndarray) else type(a).__name__}, expected {dtype}")
+            found = a.dtype.str if isinstance(a, np.ndarray) else type(a).__name__
+            _fail(where, f"{name} is {found}, expected {dtype}")
         plain[name] = a
     if plain["discounts"].shape != (order, 3) or not np.all(np.isfinite(plain["discounts"])):
         _fail(where, f"discounts must be ({order}, 3) finite values")
