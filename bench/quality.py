@@ -213,9 +213,8 @@ def ngram_baseline(train_ids, vocab_size, x, y):
     lm = KneserNeyTrigram(vocab_size).fit(train_ids)
     fit_seconds = time.perf_counter() - t0
     res = score_batches((lm.probs_batch(x[i:i + 256]), y[i:i + 256]) for i in range(0, len(x), 256))
-    size = sum(v.nbytes for v in vars(lm).values() if isinstance(v, np.ndarray))
-    res.update(fit_seconds=fit_seconds, size_bytes=int(size), train_tokens=lm.n_tokens,
-               discount=lm.discount)
+    res.update(fit_seconds=fit_seconds, size_bytes=lm.size_bytes, train_tokens=lm.n_tokens,
+               discounts=lm.discounts, order=lm.order)
     one = x[:1]
     lm.probs_batch(one)
     t = []

@@ -120,8 +120,9 @@ def quality_section(res):
     data = q["data"]
     out = ["## Quality", "", f"On {data['description']}. Top-k: the true next word among the k most likely ids "
            "(padding excluded; the OOV token counts as a word, as in training's metrics); perplexity from the full "
-           "softmax. TFLite on ai-edge-litert, ONNX on onnxruntime; the n-gram is an interpolated Kneser-Ney "
-           "trigram (bench/ngram.py) fitted on the same training documents with the same tokenizer.", ""]
+           "softmax. TFLite on ai-edge-litert, ONNX on onnxruntime; the n-gram is an interpolated modified "
+           "Kneser-Ney trigram (the bundle's n-gram: export/ngram.py builds it, runtime/ngram.py reads it; unpruned "
+           "here) fitted on the same training documents with the same tokenizer.", ""]
     notes = data.get("split", {}).get("notes") or []
     if notes:
         out += ["Split notes: " + "; ".join(notes) + ".", ""]

@@ -24,9 +24,10 @@ def producer_versions():
 
 
 def manifest_dict(tokenizer, vocab_file, folder, window, variants, default_variant, dropped, source,
-                  lexicon_file=None):
+                  lexicon_file=None, ngram_entry=None):
     """variants: {name: entry} with file, format, kind, quantization, inputs, outputs, runtimes, parity, details.
-    lexicon_file: the display forms' file in `folder` (the optional top-level "lexicon" entry), or None."""
+    lexicon_file: the display forms' file in `folder` (the optional top-level "lexicon" entry), or None.
+    ngram_entry: the optional top-level "ngram" entry (export/ngram.py manifest_entry), or None."""
     entries = {}
     for name, v in variants.items():
         path = os.path.join(folder, v["file"])
@@ -50,6 +51,8 @@ def manifest_dict(tokenizer, vocab_file, folder, window, variants, default_varia
     if lexicon_file is not None:
         path = os.path.join(folder, lexicon_file)
         manifest["lexicon"] = {"file": lexicon_file, "sha256": sha256_file(path), "size": os.path.getsize(path)}
+    if ngram_entry is not None:
+        manifest["ngram"] = ngram_entry
     return manifest
 
 

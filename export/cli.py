@@ -9,7 +9,9 @@ from tqdm import tqdm
 
 from nextword.runtime import cliutil
 from nextword.runtime.errors import InputError
+from nextword.runtime.limits import MAX_NGRAM_BYTES, MAX_NGRAM_ORDER
 
+from . import ngram
 from .bundle_writer import cost_table, parity_table
 from .pipeline import ExportFailed, export_bundle
 from .variants import CATALOGUE, GATES
@@ -25,6 +27,17 @@ def gate_override(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected FAMILY.METRIC=NUMBER, got {text!r}") from None
     return key, value
+
+
+def byte_size(text):
+    """A size in bytes: digits, optionally followed by K or M (thousands, millions: 2M = 2,000,000)."""
+    t = text.strip().upper()
+    scale = {"K": 1000, "M": 1000_000}.get(t[-1:], 1)
+    digits = t[:-1] if scale > 1 else t
+    if not digits.isdigit() or len(digits) > 12 or not 1 <= int(digits) * scale <= MAX_NGRAM_BYTES:
+        raise argparse.ArgumentTypeError(f"expected a size from 1 to {MAX_NGRAM_BYTES} bytes (e.g. 2000000, 500K, 2M), "
+                                         f"got {text!r}")
+    return int(digits) * scale
 
 
 def parser():
@@ -51,6 +64,12 @@ def parser():
                    help="python of an environment with tflite-runtime 2.14 (numpy<2): TFLite variants are also "
                         "checked there (default: $NEXTWORD_LEGACY_PYTHON)")
     p.add_argument("--opset", type=int, metavar="N", help="ONNX opset (13-18; default 17)")
+    p.add_argument("--ngram-order", type=int, default=ngram.DEFAULT_ORDER, metavar="N",
+                   help=f"order of the bundle's Kneser-Ney n-gram model, 1-{MAX_NGRAM_ORDER} (default {ngram.DEFAULT_ORDER})")
+    p.add_argument("--ngram-budget", type=byte_size, default=ngram.DEFAULT_BUDGET, metavar="BYTES",
+                   help="largest ngram.npz, e.g. 2000000, 500K or 2M (default 2M); the least useful "
+                        "highest-order n-grams are pruned until it fits")
+    p.add_argument("--no-ngram", action="store_true", help="build no n-gram model (ngram.npz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -88,7 +107,8 @@ def body(args):
             bar.close()
     try:
         manifest = export_bundle(args.model_dir, out, args.variants, args.force, args.drop_failing, gates,
-                                 args.legacy_python, None if args.quiet else progress, args.opset)
+                                 args.legacy_python, None if args.quiet else progress, args.opset,
+                                 args.ngram_order, args.ngram_budget, not args.no_ngram)
     except BaseException as e:
         close_bar()
         if isinstance(e, ExportFailed):
@@ -101,6 +121,10 @@ def body(args):
         print(cost_table(manifest))
     if manifest["dropped"]:
         print("dropped: " + "; ".join(f"{k}: {v}" for k, v in manifest["dropped"].items()))
+    if "ngram" in manifest:
+        d = manifest["ngram"]["details"]
+        print(f"n-gram: order {manifest['ngram']['order']}, {manifest['ngram']['size']} bytes (budget {d['budget']}), "
+              f"pruned {d['pruned'] or 'nothing'}")
     print(f"default variant: {manifest['default_variant']} ({manifest['default_reason']})")
     print(f"bundle written: {os.path.abspath(out)}")
 

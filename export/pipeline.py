@@ -14,11 +14,13 @@ from nextword.runtime.limits import MAX_LEXICON_BYTES
 from nextword.runtime.predictor import Predictor
 from nextword.runtime.session import step_probabilities
 from nextword.runtime.tokenizer import Tokenizer
-from nextword.train import lexicon
+from nextword.runtime.bundle_files import sha256_bytes
+from nextword.runtime.ngram import FILE as NGRAM_FILE
+from nextword.train import lexicon, train_ids
 from nextword.train.atomic import AtomicFolder, check_target
 from nextword.train.quiet_tf import import_keras
 
-from . import bundle_writer, cost, parity
+from . import bundle_writer, cost, ngram, parity
 from .children import legacy_probabilities, legacy_version, run_converter
 from .onnx_format import ONNX_OPSET, OPSETS
 from .progress import Steps, checking_packages, planned_steps, steps_after_conversion
@@ -65,6 +67,20 @@ def read_lexicon(model_dir, tokenizer):
     return raw
 
 
+def build_ngram(model_dir, tokenizer, order, budget):
+    """The n-gram model of the training documents (export/ngram.py), or None when the model folder was
+    trained before nextword kept its training ids (a note says so; the bundle then has no n-gram)."""
+    try:
+        ids = train_ids.load(model_dir)
+    except ValueError as e:
+        raise InputError(f"{e}; train the model again") from None
+    if ids is None:
+        log.warning("%s has no %s (trained by an older nextword): the bundle gets no n-gram model", model_dir,
+                    train_ids.FILE)
+        return None
+    return ngram.build(ids[0], tokenizer.vocab_size, order, budget)
+
+
 def check_variant_names(names):
     unknown = [n for n in names if n not in CATALOGUE]
     if unknown:
@@ -75,9 +91,14 @@ def check_variant_names(names):
 
 
 def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False, gates=None, legacy_python=None,
-                  progress=None, opset=None):
+                  progress=None, opset=None, ngram_order=ngram.DEFAULT_ORDER, ngram_budget=ngram.DEFAULT_BUDGET,
+                  with_ngram=True):
     """Build the bundle; returns the manifest dict. Raises ExportFailed with a table when gates fail.
-    progress: None or a callable (done, total, label), see Steps."""
+    progress: None or a callable (done, total, label), see Steps. The n-gram model (ngram.npz, order
+    `ngram_order`, at most `ngram_budget` bytes) is built from the model folder's train-ids.npz unless
+    `with_ngram` is False."""
+    ngram.check_order(ngram_order)
+    ngram.check_budget(ngram_budget)
     check_model_dir(model_dir)
     names = check_variant_names(variants or DEFAULT_VARIANTS)
     opset = ONNX_OPSET if opset is None else opset
@@ -93,6 +114,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         raise InputError(f"{model_dir}/tokenizer.json is not a valid tokenizer ({e})") from None
     lexicon_raw = read_lexicon(model_dir, tokenizer)
     lexicon_file = lexicon.FILE if lexicon_raw is not None else None
+    built = build_ngram(model_dir, tokenizer, ngram_order, ngram_budget) if with_ngram else None
     windows = np.load(os.path.join(model_dir, "windows.npz"), allow_pickle=False)
     x_eval, y_eval = windows["x_eval"], windows["y_eval"]
     with open(os.path.join(model_dir, "train-report.json"), encoding="utf-8") as f:
@@ -120,6 +142,11 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         if lexicon_raw is not None:
             with open(os.path.join(tmp, lexicon_file), "wb") as f:
                 f.write(lexicon_raw)   # the bytes just checked, not a second read of the model folder
+        ngram_entry = None
+        if built is not None:
+            with open(os.path.join(tmp, NGRAM_FILE), "wb") as f:
+                f.write(built.data)
+            ngram_entry = ngram.manifest_entry(built, sha256_bytes(built.data))
         x_path = os.path.join(tmp, ".eval-windows.npy")
         np.save(x_path, x_eval, allow_pickle=False)
         entries, failures = {}, {}
@@ -138,7 +165,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
             raise ExportFailed("no variant could be converted", bundle_writer.parity_table(
                 {"variants": {}}, failures))
         bundle_writer.write_manifest(tmp, bundle_writer.manifest_dict(
-            tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source, lexicon_file))
+            tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source, lexicon_file, ngram_entry))
         for spec in specs:
             if spec.name in entries:
                 _check_parity(spec, entries[spec.name], tmp, x_path, reference, y_eval, here, legacy,
@@ -146,7 +173,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         os.unlink(x_path)
         if failures and not drop_failing:
             table = bundle_writer.parity_table(bundle_writer.manifest_dict(
-                tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source, lexicon_file), failures)
+                tokenizer, "vocab.json", tmp, window, entries, next(iter(entries)), {}, source, lexicon_file, ngram_entry), failures)
             raise ExportFailed(f"{len(failures)} variant(s) failed: " + "; ".join(f"{k} ({v})" for k, v in failures.items()),
                                table)
         for name in failures:
@@ -159,11 +186,11 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         # the measure children load the bundle as it now stands (failed variants gone)
         bundle_writer.write_manifest(tmp, bundle_writer.manifest_dict(
             tokenizer, "vocab.json", tmp, window, entries, next(n for n, e in entries.items() if e["kind"] == "window"),
-            failures, source, lexicon_file))
+            failures, source, lexicon_file, ngram_entry))
         for spec in specs:
             if spec.name in entries and spec.kind == "window":
                 _measure_cost(spec, entries[spec.name], tmp, legacy_python, steps)
-        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, None, failures, source, lexicon_file)
+        manifest = bundle_writer.manifest_dict(tokenizer, "vocab.json", tmp, window, entries, None, failures, source, lexicon_file, ngram_entry)
         manifest["preference"] = cost.rank(manifest["variants"])
         manifest["default_variant"], manifest["default_reason"] = cost.choose_default(
             manifest["variants"], manifest["preference"])

@@ -15,7 +15,9 @@ from .json_fields import Check, Said, short
 from .limits import (MAX_DIM, MAX_FILTER_CHARS, MAX_MANIFEST_BYTES, MAX_MANIFEST_VALUES, MAX_MODEL_BYTES,
                      MAX_NOTE_CHARS, MAX_PREFERENCE, MAX_RANK, MAX_SPLIT_CHARS, MAX_TENSORS, MAX_VARIANTS,
                      MAX_VOCAB_BYTES, MAX_VOCAB_SIZE, MAX_WINDOW, MAX_WORD_CHARS, MAX_LEXICON_BYTES)
+from .limits import MAX_NGRAM_BYTES, MAX_NGRAM_ORDER
 from .lexicon import Lexicon
+from .ngram import NgramModel
 from .tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
@@ -191,6 +193,7 @@ class Manifest:
     preference: list = field(default_factory=list)   # [Preference], best first; [] when not measured
     tokenizer_config: dict = field(default_factory=dict)   # num_words, filters, lower, split, oov_token
     lexicon: dict = None      # optional {"file", "sha256", "size"} of lexicon.json (display forms); None: absent
+    ngram: dict = None        # optional {"file", "sha256", "size", "order"} of ngram.npz; None: absent
 
     @classmethod
     def parse(cls, data):
@@ -266,7 +269,7 @@ class Manifest:
             c.fail("default_variant", "a window variant", default)
         preference = _preference(c, data, variants, default)
         return cls(data, vocab_file, vocab_sha, vocab_bytes, vocab_size, window, output, default, variants, preference,
-                   tokenizer_config, _lexicon_entry(c, data))
+                   tokenizer_config, _lexicon_entry(c, data), _ngram_entry(c, data))
 
     def check_tokenizer(self, tokenizer):
         """The vocabulary's settings must be the ones the manifest records (both written by one export)."""
@@ -287,6 +290,23 @@ def _lexicon_entry(c, data):
     if not 0 < size <= MAX_LEXICON_BYTES:
         c.fail("lexicon.size", f"a size from 1 to {MAX_LEXICON_BYTES} bytes", size)
     return {"file": name, "sha256": _sha256(c, entry, "lexicon"), "size": size}
+
+
+def _ngram_entry(c, data):
+    """The optional `ngram` entry: {"file", "sha256", "size", "order"} of the n-gram model, or None.
+    Its informative "details" (what export counted and pruned) are checked for size only."""
+    entry = c.get(data, "ngram", "dict", "manifest", optional=True)
+    if entry is None:
+        return None
+    name = check_file_name(c.get(entry, "file", "str", "ngram"), "manifest.json ngram")
+    size = c.get(entry, "size", "int", "ngram")
+    if not 0 < size <= MAX_NGRAM_BYTES:
+        c.fail("ngram.size", f"a size from 1 to {MAX_NGRAM_BYTES} bytes", size)
+    order = c.get(entry, "order", "int", "ngram")
+    if not 1 <= order <= MAX_NGRAM_ORDER:
+        c.fail("ngram.order", f"an integer from 1 to {MAX_NGRAM_ORDER}", order)
+    c.info(c.get(entry, "details", "dict", "ngram", optional=True, default={}), "ngram.details")
+    return {"file": name, "sha256": _sha256(c, entry, "ngram"), "size": size, "order": order}
 
 
 def _check_shapes(c, v, vocab_size, window):
@@ -318,6 +338,7 @@ class Bundle:
     tokenizer: Tokenizer
     manifest_sha256: str
     _lexicon: Lexicon = field(default=None, init=False, repr=False, compare=False)
+    _ngram: NgramModel = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def open(cls, path):
@@ -353,6 +374,23 @@ class Bundle:
                 lexicon = Lexicon.from_json(raw, self.tokenizer)
             self._lexicon = lexicon
         return self._lexicon
+
+    def ngram(self):
+        """The n-gram model (runtime/ngram.py), read on first use: verified against the manifest's size
+        and sha256, from inside the bundle, every array checked; None when the manifest names none.
+        A damaged or crafted file is a BundleError (and is read again on the next call)."""
+        entry = self.manifest.ngram
+        if entry is None:
+            return None
+        if self._ngram is None:
+            raw = verified(read_inside(self.path, entry["file"], MAX_NGRAM_BYTES, "bundle"),
+                           entry["file"], entry["size"], entry["sha256"])
+            model = NgramModel.from_bytes(raw, entry["file"], self.manifest.vocab_size)
+            if model.order != entry["order"]:
+                raise BundleInvalid(f"manifest.json ngram.order is {entry['order']} but {entry['file']} holds an "
+                                    f"order-{model.order} model; the bundle mixes files from two exports: re-export it")
+            self._ngram = model
+        return self._ngram
 
     def model_bytes(self, variant):
         """The variant's file, read once and verified; only these bytes are given to an interpreter."""

@@ -113,3 +113,9 @@ MAX_COMPLETE_CACHE = 16               # next-word distributions complete() keeps
 MAX_COMPLETE_CACHE_BYTES = 64 << 20   # ... and at most this many bytes of them (8 bytes a word: 4 MB at MAX_VOCAB_WORDS)
 MAX_BLOCKLIST_BYTES = 4 << 20         # a blocklist file (published offensive-word lists: 2k-10k words, < 100 KB)
 MAX_BLOCKLIST_WORDS = 1 << 17         # words blocked at once (file and block() together)
+
+# -- n-gram model (runtime/ngram.py, runtime/bundle.py) -------------------------------------------
+MAX_NGRAM_ORDER = 5                   # orders 1..5: past 5, a novel's n-grams are nearly all seen once
+MAX_NGRAM_BYTES = 256 << 20           # ngram.npz: the default export budget is 2 MB; room for --ngram-budget on a big corpus
+MAX_NGRAM_ENTRIES = 1 << 25           # contexts, and entries, of one order (8 bytes an entry: MAX_NGRAM_BYTES)
+MAX_NGRAM_BATCH_BYTES = 1 << 30       # float64 output of one probs_batch call (contexts x vocabulary x 8)

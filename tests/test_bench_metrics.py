@@ -173,28 +173,37 @@ def test_latency_summary_known_samples():
 
 # -- Kneser-Ney trigram ------------------------------------------------------------------------
 def test_kn_hand_checked_value():
-    # V = 5 (words 1..4), D = 0.75; each document is read from the context (0, 0):
-    #   trigrams: (0,0,1) x2, (0,1,2) x2, (1,2,3) x1, (1,2,4) x1, (0,0,2) x1, (0,2,3) x1
-    lm = KneserNeyTrigram(5, discount=0.75).fit([[1, 2, 3], [1, 2, 4], [2, 3]])
-    D = 0.75
-    # unigram: N1+(.,w) = distinct v before w over bigram types (0,1) (1,2) (2,3) (2,4) (0,2):
-    #   N1+(.,3) = 1, N1+(.,.) = 5 bigram types, N1+(.) = 4 distinct words, uniform 1/(V-1) = 1/4
-    p1 = (1 - D) / 5 + D * 4 / 5 * (1 / 4)                      # = 0.2
-    # bigram given v=2: N1+(.,2,3) = |{u: (u,2,3)}| = |{1, 0}| = 2, N1+(.,2,4) = 1
-    #   N1+(.,2,.) = 3, N1+(2,.) = 2 distinct followers
-    p2 = (2 - D) / 3 + D * 2 / 3 * p1                           # = 0.51666...
-    # trigram given (1,2): c(1,2,3) = 1, c(1,2,.) = 2, N1+(1,2,.) = 2
-    p3 = (1 - D) / 2 + D * 2 / 2 * p2                           # = 0.5125
-    assert p3 == pytest.approx(0.5125)
-    assert lm.probs([1, 2])[3] == pytest.approx(p3, abs=1e-12)
-    assert lm.probs([4, 1, 2])[3] == pytest.approx(p3, abs=1e-12)  # only the last two ids count
+    """V = 5 (words 1..4), order 3, modified Kneser-Ney (export/ngram.py); each document is read from
+    the context (0, 0). Trigrams: (0,0,1) x2, (0,1,2) x2, (1,2,3), (1,2,4), (0,0,2), (0,2,3) x1.
+
+    Discounts per order from count-of-counts n1..n4, Y = n1/(n1+2 n2), D1 = 1-2Y n2/n1,
+    D2 = 2-3Y n3/n2, D3+ = 3-4Y n4/n3 (1.5 when n3 = 0), clipped to [0.05, i-0.05]:
+      trigram counts {2,2,1,1,1,1}: n1=4 n2=2 n3=0 -> Y=1/2, D1=1/2, D2=2 -> 1.95, D3+=1.5
+      bigram continuation counts N1+(.,v,w): (0,1)=1 (1,2)=1 (2,3)=|{1,0}|=2 (2,4)=1 (0,2)=1
+        n1=4 n2=1 -> Y=2/3, D1=1-2(2/3)(1/4)=2/3, D2=1.95
+      unigram continuation N1+(.,w): w=1:{0} w=2:{1,0} w=3:{2} w=4:{2} -> 1,2,1,1 (total 5)
+        n1=3 n2=1 -> Y=3/5, D1=1-2(3/5)(1/3)=0.6, D2=1.95
+    p1(w) = (N1+(.,w) - D)/5 + gamma1/4, gamma1 = (3*0.6 + 1.95)/5 = 0.75:
+      p1(1) = p1(3) = p1(4) = 0.4/5 + 0.1875 = 0.2675, p1(2) = 0.05/5 + 0.1875 = 0.1975 (sum 1)
+    """
+    lm = KneserNeyTrigram(5).fit([[1, 2, 3], [1, 2, 4], [2, 3]])
+    assert lm.discounts == {"1": [0.6, 1.95, 1.5], "2": [0.666667, 1.95, 1.5], "3": [0.5, 1.95, 1.5]}
+    p1 = 0.4 / 5 + 0.75 / 4
+    assert p1 == pytest.approx(0.2675)
+    # bigram given v=2: (2,3) count 2, (2,4) count 1, total 3; gamma = (1.95 + 2/3)/3
+    p2 = (2 - 1.95) / 3 + (1.95 + 2 / 3) / 3 * p1
+    # trigram given (1,2): (1,2,3) and (1,2,4) once each, total 2: alpha = (1-0.5)/2, gamma = (0.5+0.5)/2
+    p3 = (1 - 0.5) / 2 + 0.5 * p2
+    assert p3 == pytest.approx(0.374993, abs=1e-6)
+    assert lm.probs([1, 2])[3] == pytest.approx(p3, abs=1e-6)        # float32 storage
+    assert lm.probs([4, 1, 2])[3] == pytest.approx(p3, abs=1e-6)     # only the last two ids count
     # unseen context (4, 4) and unseen v=4: everything backs off to the unigram level
-    assert lm.probs([4, 4])[3] == pytest.approx(p1, abs=1e-12)
-    # first word of a document, context (0, 0): c(0,0,1) = 2, c(0,0,2) = 1, c(0,0,.) = 3, 2 types
-    #   P2(1|0) = (N1+(.,0,1) - D)/N1+(.,0,.) + D * 2/2 * P1(1), with N1+(.,0,1) = 1 (only u=0), N1+(.,0,.) = 2
-    p1_1 = (1 - D) / 5 + D * 4 / 5 * (1 / 4)                    # N1+(.,1) = 1: only v=0 precedes 1
-    p2_1 = (1 - D) / 2 + D * 2 / 2 * p1_1
-    assert lm.probs([])[1] == pytest.approx((2 - D) / 3 + D * 2 / 3 * p2_1, abs=1e-12)
+    assert lm.probs([4, 4])[3] == pytest.approx(p1, abs=1e-6)
+    # first word of a document, context (0, 0): (0,0,1) x2, (0,0,2) x1, total 3:
+    #   alpha(1) = (2 - 1.95)/3, gamma = (1.95 + 0.5)/3; bigram v=0: (0,1), (0,2) continuation 1 each,
+    #   total 2: alpha = (1 - 2/3)/2, gamma = (2/3 + 2/3)/2
+    p2_1 = (1 - 2 / 3) / 2 + (2 / 3) * p1
+    assert lm.probs([])[1] == pytest.approx((2 - 1.95) / 3 + 2.45 / 3 * p2_1, abs=1e-6)
     assert np.array_equal(lm.probs([]), lm.probs([0, 0]))
     assert np.array_equal(lm.probs([]), lm.probs([3, 0]))  # nothing before padding counts
 
@@ -204,15 +213,15 @@ def corpus_and_contexts(draw):
     vocab = draw(st.integers(2, 15))
     docs = draw(st.lists(st.lists(st.integers(1, vocab - 1), max_size=10), max_size=8))
     contexts = draw(st.lists(st.lists(st.integers(0, vocab - 1), max_size=4), min_size=1, max_size=6))
-    discount = draw(st.sampled_from([0.1, 0.5, 0.75, 0.9]))
-    return vocab, docs, contexts, discount
+    order = draw(st.sampled_from([2, 3, 4]))
+    return vocab, docs, contexts, order
 
 
 @SMALL
 @given(corpus_and_contexts())
 def test_kn_distributions_sum_to_one(case):
-    vocab, docs, contexts, discount = case
-    lm = KneserNeyTrigram(vocab, discount=discount).fit(docs)
+    vocab, docs, contexts, order = case
+    lm = KneserNeyTrigram(vocab, order=order).fit(docs)
     batch = lm.probs_batch(contexts)
     assert batch.shape == (len(contexts), vocab)
     for ctx, row in zip(contexts, batch):
@@ -248,7 +257,7 @@ def test_kn_input_validation():
     with pytest.raises(ValueError):
         KneserNeyTrigram(1)
     with pytest.raises(ValueError):
-        KneserNeyTrigram(5, discount=1.0)
+        KneserNeyTrigram(5, order=6).fit([[1]])
     with pytest.raises(ValueError):
         KneserNeyTrigram(5).fit([[1, 0, 2]])    # 0 is padding, not a word
     with pytest.raises(ValueError):

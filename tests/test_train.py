@@ -16,6 +16,7 @@ from nextword.runtime.errors import InputError
 from nextword.runtime.tokenizer import Tokenizer
 from support import HAS_TF, run_cli
 from nextword.train import corpus as corpus_mod
+from nextword.train import train_ids
 from nextword.train.atomic import PREFIX, AtomicFolder, OutputExists, clean_leftovers
 from nextword.train.corpus import SEED_LINES, CorpusError, read_corpus, split_documents
 from nextword.train.windows import Windows, split_heldout
@@ -429,7 +430,7 @@ def test_cli_existing_out_without_force(tmp_path, no_tf_env):
 # -- CLI end to end (TensorFlow) -------------------------------------------------------------------
 
 MODEL_FILES = {"model.keras", "tokenizer.json", "train-report.json", "curves.png", "windows.npz",
-               "lexicon.json"}
+               "lexicon.json", "train-ids.npz"}
 
 
 @pytest.fixture(scope="module")
@@ -500,6 +501,13 @@ def test_cli_force_replaces_with_paragraph_run(seed_run, tmp_path):
     # the test tail (2 of 8) is held out first, validation (2 of the other 6) is taken from what is left
     assert rep["corpus"]["train_documents"] == 4 and rep["corpus"]["heldout_documents"] == 2
     assert rep["corpus"]["validation_documents"] == 2 and rep["heldout"]["source"] == "test"
+    # train-ids.npz (the n-gram's ids): the training and the validation documents, never the test tail
+    rest, _test = split_heldout(read_corpus([str(prose)], "paragraph").documents, 0.25)
+    train_docs, val_docs = split_heldout(rest, 0.25)
+    tok = Tokenizer.load(str(out / "tokenizer.json"))
+    kept_train, kept_val = train_ids.load(str(out))
+    assert [d.tolist() for d in kept_train] == tok.texts_to_sequences(train_docs)
+    assert [d.tolist() for d in kept_val] == tok.texts_to_sequences(val_docs) and len(kept_val) == 2
     assert rep["corpus"]["sha256"] == hashlib.sha256(hashlib.sha256(prose.read_bytes()).digest()).hexdigest()
     assert rep["window"] == 3 and rep["epochs_run"] == 2 and len(rep["history"]["val_loss"]) == 2
     held = rep["heldout"]

@@ -17,6 +17,7 @@ from nextword.runtime.tokenizer import DEFAULT_FILTERS, Tokenizer
 
 from . import checkpoint, defaults, lexicon
 from .atomic import AtomicFolder, check_target
+from . import train_ids as train_ids_file
 from .corpus import read_corpus
 from .metrics import Scores, topk_accuracy
 from .examples import Chunks
@@ -373,6 +374,7 @@ def train(cfg, out, force=False, progress=True, on_defaults=None, resume=False):
         model.save(os.path.join(tmp, MODEL_FILE))
         tokenizer.save(os.path.join(tmp, TOKENIZER_FILE))
         lexicon.build(rest, tokenizer).save(os.path.join(tmp, LEXICON_FILE))   # the documents it was fitted on
+        train_ids_file.save(os.path.join(tmp, train_ids_file.FILE), train_ids, val_ids)   # the n-gram's (export)
         np.savez(os.path.join(tmp, WINDOWS_FILE), x_eval=x_eval, y_eval=y_eval, x_calib=x_calib)
         plot_curves(history, os.path.join(tmp, CURVES_FILE))
         report["wall_seconds"] = time.time() - started
