@@ -21,6 +21,7 @@ from nextword.train.atomic import AtomicFolder, check_target
 from nextword.train.quiet_tf import import_keras
 
 from . import bundle_writer, cost, ngram, parity
+from .mix_fit import fit_lstm_weight
 from .children import legacy_probabilities, legacy_version, run_converter
 from .onnx_format import ONNX_OPSET, OPSETS
 from .progress import Steps, checking_packages, planned_steps, steps_after_conversion
@@ -68,8 +69,9 @@ def read_lexicon(model_dir, tokenizer):
 
 
 def build_ngram(model_dir, tokenizer, order, budget):
-    """The n-gram model of the training documents (export/ngram.py), or None when the model folder was
-    trained before nextword kept its training ids (a note says so; the bundle then has no n-gram)."""
+    """(the n-gram model of the training documents (export/ngram.py), the validation documents), or
+    None when the model folder was trained before nextword kept its training ids (a note says so; the
+    bundle then has no n-gram)."""
     try:
         ids = train_ids.load(model_dir)
     except ValueError as e:
@@ -78,7 +80,7 @@ def build_ngram(model_dir, tokenizer, order, budget):
         log.warning("%s has no %s (trained by an older nextword): the bundle gets no n-gram model", model_dir,
                     train_ids.FILE)
         return None
-    return ngram.build(ids[0], tokenizer.vocab_size, order, budget)
+    return ngram.build(ids[0], tokenizer.vocab_size, order, budget), ids[1]
 
 
 def check_variant_names(names):
@@ -115,6 +117,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
     lexicon_raw = read_lexicon(model_dir, tokenizer)
     lexicon_file = lexicon.FILE if lexicon_raw is not None else None
     built = build_ngram(model_dir, tokenizer, ngram_order, ngram_budget) if with_ngram else None
+    built, val_docs = built if built is not None else (None, [])
     windows = np.load(os.path.join(model_dir, "windows.npz"), allow_pickle=False)
     x_eval, y_eval = windows["x_eval"], windows["y_eval"]
     with open(os.path.join(model_dir, "train-report.json"), encoding="utf-8") as f:
@@ -128,6 +131,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
                          "model.keras and tokenizer.json come from different runs")
     reference = np.concatenate([model(x_eval[i:i + 512], training=False).numpy()
                                 for i in range(0, len(x_eval), 512)])
+    mix = fit_lstm_weight(model, built.model(tokenizer.vocab_size), val_docs, window) if built is not None else None
     here = available_packages()
     legacy = legacy_version(legacy_python) if legacy_python else None
     specs = [CATALOGUE[n] for n in names]
@@ -147,6 +151,8 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
             with open(os.path.join(tmp, NGRAM_FILE), "wb") as f:
                 f.write(built.data)
             ngram_entry = ngram.manifest_entry(built, sha256_bytes(built.data))
+            if mix is not None:
+                ngram_entry["mix"] = mix   # the LSTM's share in suggestions (runtime/mix.py)
         x_path = os.path.join(tmp, ".eval-windows.npy")
         np.save(x_path, x_eval, allow_pickle=False)
         entries, failures = {}, {}

@@ -306,7 +306,16 @@ def _ngram_entry(c, data):
     if not 1 <= order <= MAX_NGRAM_ORDER:
         c.fail("ngram.order", f"an integer from 1 to {MAX_NGRAM_ORDER}", order)
     c.info(c.get(entry, "details", "dict", "ngram", optional=True, default={}), "ngram.details")
-    return {"file": name, "sha256": _sha256(c, entry, "ngram"), "size": size, "order": order}
+    mix = c.get(entry, "mix", "dict", "ngram", optional=True, default=None)
+    weight = None
+    if mix is not None:
+        c.info(mix, "ngram.mix")
+        weight = c.get(mix, "lstm_weight", "num", "ngram.mix")
+        if not 0.0 <= weight <= 1.0:   # NaN fails too
+            c.fail("ngram.mix.lstm_weight", "a number from 0 to 1 (the LSTM's share of the mixture)", weight)
+        weight = float(weight)
+    return {"file": name, "sha256": _sha256(c, entry, "ngram"), "size": size, "order": order,
+            "lstm_weight": weight, "mix": mix}
 
 
 def _check_shapes(c, v, vocab_size, window):

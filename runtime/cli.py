@@ -91,6 +91,10 @@ def parser():
                         f"{MAX_COMPLETE_K}). Without a value: completes TEXT, or each stdin line (the text before "
                         "the cursor; an empty line if no word matches). --json gives records with word, display, "
                         "probability and source (model, or lexicon for words beyond the model's vocabulary)")
+    p.add_argument("--mix", choices=("both", "lstm", "ngram"), default="both",
+                   help="what suggestions are made of: both (default: the LSTM mixed with the bundle's n-gram with "
+                        "the share export fitted on validation text; the LSTM alone when the bundle has no n-gram), "
+                        "lstm, or ngram")
     p.add_argument("--blocklist", metavar="FILE",
                    help="never suggest the words of FILE (UTF-8, one word a line, blank lines and # comments "
                         f"ignored, at most {MAX_BLOCKLIST_BYTES >> 20} MiB and {MAX_BLOCKLIST_WORDS} words); "
@@ -179,7 +183,7 @@ def body(args):
     if args.text is None and not args.info and sys.stdin is None:
         raise InputError("no TEXT given and stdin is closed: give TEXT, or lines of text on stdin")
     predictor = Predictor.load(args.bundle, backend=args.backend, variant=args.variant, num_threads=args.threads,
-                               blocklist=args.blocklist)
+                               blocklist=args.blocklist, mix=args.mix)
     if args.verbose and sys.stderr is not None:
         print("\n".join(escape(line) for line in predictor.describe().split("\n")), file=sys.stderr, flush=True)
     if args.info:

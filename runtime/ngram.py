@@ -297,8 +297,28 @@ class NgramModel:
 
     def probs(self, context_ids):
         """(V,) next-word distribution after `context_ids` (the last order-1 ids count; shorter ones
-        are pre-padded with 0, so [] is the start of a document)."""
-        return self.probs_batch([context_ids])[0]
+        are pre-padded with 0, so [] is the start of a document). The same sums as probs_batch, for
+        one context without its batch machinery: this runs once per word a keyboard user types."""
+        ctx = [int(i) for i in self._contexts([context_ids])[0]]
+        V, n = self.vocab_size, self.order - 1
+        out = np.zeros(V)
+        weight = 1.0
+        for k in range(self.order, 1, -1):
+            keys, ptr, gamma, word, prob = self._levels[k]
+            if not len(keys):
+                continue
+            h = 0
+            for col in range(n - (k - 1), n):
+                h = h * V + ctx[col]
+            i = int(np.searchsorted(keys, h))
+            if i < len(keys) and keys[i] == h:
+                a, b = ptr[i], ptr[i + 1]
+                out[word[a:b]] += weight * prob[a:b]
+                weight *= float(gamma[i])
+        out += weight * self._unigram
+        out[BOS] = 0.0
+        out /= out.sum()
+        return out
 
 
 def short_repr(value):

@@ -23,6 +23,7 @@ from .complete import Completer, check_k as check_complete_k
 from .errors import ArgumentTypeError, BundleError, InputError, check_int as _check_int, check_threads
 from .guarded import run_checked
 from .limits import MAX_GENERATE_WORDS
+from .mix import Mixer, check_mix
 from .ranking import Ranking, softmax
 from .session import Session, check_session_args
 from .step import load_step_for, step_variant as check_step_variant
@@ -54,6 +55,16 @@ def _blocklist_words(blocklist):
     return check_words(blocklist)
 
 
+def _mixer(bundle, mix):
+    """The bundle's mixture for `mix` (runtime/mix.py); its n-gram is read and verified here."""
+    entry = bundle.manifest.ngram
+    if mix == "ngram" and entry is None:
+        raise InputError("mix='ngram' needs a bundle with an n-gram model (ngram.npz); this one has none: "
+                         "re-export it with nextword-export (which builds one by default)")
+    ngram = bundle.ngram() if mix != "lstm" else None
+    return Mixer(ngram, mix, entry and entry["lstm_weight"], entry and entry["mix"])
+
+
 def _check_text(text):
     if not isinstance(text, str):
         raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
@@ -79,6 +90,7 @@ class Predictor:
         self.blocklist = Blocklist(self.tokenizer, self.vocab_size)   # shared by every ranking of this predictor
         self.ranking = Ranking(self.tokenizer, self.vocab_size, f"variant {variant.name} on {package}", self.blocklist)
         self.completer = Completer(bundle, self.vocab_size, self.blocklist)
+        self.mixer = Mixer(None, "lstm")   # Predictor.load sets the bundle's mixture (runtime/mix.py)
         spec_in = variant.inputs[0]
         self._in_dtype = np.dtype(spec_in.dtype)
         # Dynamic-range quantization picks activation scales from the whole input tensor, so a batched
@@ -90,7 +102,8 @@ class Predictor:
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
-    def load(cls, path, backend="auto", variant=None, num_threads=1, step_variant=None, blocklist=None):
+    def load(cls, path, backend="auto", variant=None, num_threads=1, step_variant=None, blocklist=None,
+             mix="both"):
         """Verify the bundle, then pick a variant and an interpreter package.
 
         backend: auto (or None) | tflite | onnx | ai-edge-litert | tflite-runtime | onnxruntime.
@@ -101,16 +114,21 @@ class Predictor:
         closest to the window variant.
         blocklist: words never suggested: a file path (one word a line, runtime/blocklist.py) or an
         iterable of words; change it later with block() / unblock().
+        mix: what suggestions are made of (runtime/mix.py): "both" (the LSTM mixed with the bundle's
+        n-gram, with the share export fitted; the LSTM alone when the bundle has none), "lstm", "ngram"
+        (InputError when the bundle has no n-gram).
         A bundle replaced while it is read (nextword-export --force swaps the folder) is read again:
         the error is raised only if the folder did not change meanwhile (a damaged bundle)."""
         backend = "auto" if _check_name("backend", backend) is None else backend
         _check_name("variant", variant)
         _check_name("step_variant", step_variant)
+        check_mix(mix)
         blocked = _blocklist_words(blocklist)   # before the bundle: a bad file is the cheaper error
         for attempt in range(3):
             before = folder_identity(path)
             try:
                 predictor = cls._load(path, backend, variant, num_threads, step_variant)
+                predictor.mixer = _mixer(predictor.bundle, mix)
                 break
             except BundleError:
                 if attempt == 2 or folder_identity(path) == before:
@@ -198,7 +216,8 @@ class Predictor:
         """The k most likely next words with their probabilities, best first.
         k larger than the vocabulary returns every suggestible word."""
         k = _check_int("k", k, 1)
-        return self._best(self._logits_one(text), k, owned=True)
+        ids = self._tail(text)
+        return self._best(self.mixer.scores(self._logits_ids(ids), ids), k, owned=True)
 
     def predict_next(self, text):
         """The single most likely next word (InputError if every word is blocked)."""
@@ -213,7 +232,7 @@ class Predictor:
         if not texts:
             return []
         windows = np.stack([self.window_for(t) for t in texts])
-        return [self._best(z, k, owned=True) for z in self.logits(windows)]
+        return [self._best(self.mixer.scores(z, w), k, owned=True) for z, w in zip(self.logits(windows), windows)]
 
     def generate(self, text, n_words=4, strategy="greedy", temperature=1.0, top_k=None, seed=None):
         """Continue `text` by n_words words; returns the new words as a list.
@@ -242,7 +261,8 @@ class Predictor:
         context = self._tail(text)
         words = []
         for _ in range(n_words):
-            z = self.logits(pad_windows([context], self.window, dtype=self._in_dtype))[0].astype(np.float64)
+            z = self.logits(pad_windows([context], self.window, dtype=self._in_dtype))[0]
+            z = self.mixer.scores(z, context).astype(np.float64)
             self.ranking.mask(z, -np.inf)
             available = int(np.isfinite(z).sum())
             if not available:
@@ -278,7 +298,8 @@ class Predictor:
 
         def distribution():
             ids = tuple(self._tail(context))
-            return completer.distribution(ids, lambda: self.ranking.check(self._logits_ids(list(ids))))
+            return completer.distribution(
+                ids, lambda: self.mixer.scores(self.ranking.check(self._logits_ids(list(ids))), ids))
         return completer.suggest(prefix, k, distribution, completer.sentence_start(context))
 
     def block(self, words):
@@ -299,6 +320,7 @@ class Predictor:
                 if self._step is None:
                     step = load_step_for(self, self._step_name)
                     step.ranking.blocklist = self.blocklist
+                    step.mixer = self.mixer
                     self._step = step
         return self._step
 
@@ -315,7 +337,7 @@ class Predictor:
         threads = f"{self.num_threads} thread" + ("s" if self.num_threads != 1 else "")
         lines = [f"variant {v.name} on {self.package} {package_version(self.package)} "
                  f"({v.format}, {v.quantization}, {v.size} bytes, {threads})",
-                 f"why: {self.reason}"]
+                 f"why: {self.reason}", self.mixer.describe()]
         if self.skipped:
             lines.append("skipped:")
             lines += [f"  - {s}" for s in self.skipped]
@@ -331,6 +353,6 @@ class Predictor:
                 "variants": {n: {"file": x.file, "size_bytes": x.size, "kind": x.kind} for n, x in m.variants.items()},
                 "parity": v.parity, "skipped": list(self.skipped), "reason": self.reason,
                 "lexicon": m.lexicon, "tokenizer_words": len(self.tokenizer.word_counts),
-                "blocked_words": len(self.blocklist),
+                "blocked_words": len(self.blocklist), "mix": self.mixer.info(),
                 "cost": v.cost.get(self.package),
                 "preference": [{"variant": e.variant, "package": e.package, "score": e.score} for e in m.preference]}

@@ -177,10 +177,15 @@ class Session:
         """Softmax over the vocabulary (id 0 included, as Predictor.probabilities has it)."""
         return softmax(self.step_model.ranking.check(self._current().z))
 
+    def _suggestion_scores(self, state):
+        """What suggestions rank: the LSTM's scores mixed with the bundle's n-gram (runtime/mix.py)
+        after the ids this state has seen; the LSTM's own when the predictor does not mix."""
+        return self.step_model.mixer.scores(self.step_model.ranking.check(state.z), state.recent)
+
     def top_k(self, k=5):
         """The k most likely next words with their probabilities, best first (as Predictor.top_k)."""
         k = _check_int("k", k, 1)
-        return self.step_model.ranking.best(self._current().z, k)
+        return self.step_model.ranking.best(self._suggestion_scores(self._current()), k)
 
     def predict_next(self):
         """The single most likely next word (InputError if every word is blocked)."""
@@ -201,7 +206,7 @@ class Session:
             state = self._current()
             seen, p = self._scored
             if seen is not state:
-                p = probabilities(self.step_model.ranking.check(state.z))
+                p = probabilities(self._suggestion_scores(state))
                 self._scored = (state, p)
             return p
         return completer.suggest(prefix, k, distribution, completer.sentence_start(self._said))

@@ -19,10 +19,13 @@ from .backends import PACKAGES, check_backend, open_first, packages_for
 from .bundle import Bundle
 from .errors import ArgumentTypeError, BackendUnavailable, InputError, VariantUnavailable, check_threads
 from .guarded import run_checked
-from .limits import MAX_FEED_CHUNK
+from .limits import MAX_FEED_CHUNK, MAX_NGRAM_ORDER
+from .mix import Mixer
 from .ranking import Ranking
 
-State = collections.namedtuple("State", "h c z")   # z: logits (V,) for the next word after this state
+# z: logits (V,) for the next word after this state; recent: the last ids stepped through (at most
+# MAX_NGRAM_ORDER - 1, 0 = padding), the context the bundle's n-gram mixes in (runtime/mix.py)
+State = collections.namedtuple("State", "h c z recent", defaults=((),))
 
 
 def step_variant(manifest, name):
@@ -80,6 +83,7 @@ class StepModel:
         self._shapes = ((1, self.vocab_size), (1, self.units), (1, self.units))
         self.calls = 0   # interpreter calls made so far (all sessions)
         self.ranking = Ranking(self.tokenizer, self.vocab_size, f"step variant {variant.name} on {package}")
+        self.mixer = Mixer(None, "lstm")   # the predictor that loads it sets its own (runtime/mix.py)
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
@@ -118,7 +122,8 @@ class StepModel:
                 for token in ids[i:i + MAX_FEED_CHUNK]:
                     if past is not None:
                         past.append(state)
-                    state = self._step(token, state.h, state.c)
+                    recent = (state.recent + (token,))[-(MAX_NGRAM_ORDER - 1):]
+                    state = self._step(token, state.h, state.c)._replace(recent=recent)
         return state
 
     def run(self, ids, state=None):

@@ -409,8 +409,9 @@ def test_a_model_folder_without_training_ids_exports_without_ngram(tiny_model_di
     tok = Tokenizer.load(os.path.join(old, "tokenizer.json"))
     assert build_ngram(old, tok, 3, builder.DEFAULT_BUDGET) is None
     assert "no n-gram" in caplog.text
-    built = build_ngram(tiny_model_dir, tok, 2, 10_000)
+    built, val_docs = build_ngram(tiny_model_dir, tok, 2, 10_000)
     assert built.info["order"] == 2 and len(built.data) <= 10_000
+    assert val_docs == []       # the seed run holds no validation documents: no mixture share is fitted
 
 
 @pytest.mark.tf

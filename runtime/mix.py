@@ -1,0 +1,72 @@
+"""The hybrid predictor (issue 15): the LSTM's next-word distribution mixed with the bundle's n-gram.
+
+    p(w | context) = lam * p_lstm(w | context) + (1 - lam) * p_ngram(w | context)
+
+at every position, with the LSTM's share `lam` fitted by nextword-export on the validation documents
+(the manifest's ngram.mix.lstm_weight: the value of a 0.05 grid with the lowest validation
+perplexity). The two models make different mistakes: the LSTM generalises, the n-gram remembers exact
+phrases and rare words. Suggestions only: top_k, predict_next, top_k_batch, generate and complete of
+a Predictor and of its sessions use the mixture; `logits()` and `probabilities()` stay the LSTM's own
+(what the parity gates compare with Keras). The mixed scores are log-probabilities, so every ranking,
+softmax and completion path downstream is unchanged.
+
+Modes (Predictor.load(mix=...), nextword-predict --mix): "both" (default; the LSTM alone when the
+bundle has no n-gram, and describe() says so), "lstm", "ngram"."""
+
+import numpy as np
+
+from .errors import InputError
+from .ranking import softmax
+
+MIXES = ("both", "lstm", "ngram")
+FALLBACK_LSTM_WEIGHT = 0.7   # a bundle whose manifest records no fitted share (the issue's measured 0.7 / 0.3)
+FLOOR = 1e-30                # log of a zero probability (padding in "ngram" mode): a finite, lowest score
+
+
+def check_mix(mix):
+    if mix not in MIXES:
+        raise InputError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
+    return mix
+
+
+class Mixer:
+    """What a predictor (and its sessions) mix: `scores(z, context_ids)` -> the scores to rank."""
+
+    def __init__(self, ngram, mode="both", lstm_weight=None, fitted=None):
+        self.requested = check_mix(mode)
+        self.ngram = ngram if mode != "lstm" else None
+        self.mode = mode if ngram is not None else "lstm"
+        fitted_weight = FALLBACK_LSTM_WEIGHT if lstm_weight is None else float(lstm_weight)
+        self.lstm_weight = {"lstm": 1.0, "ngram": 0.0}.get(self.mode, fitted_weight)
+        self.fitted = fitted if lstm_weight is not None else None
+
+    @property
+    def active(self):
+        return self.mode != "lstm"
+
+    def scores(self, z, context_ids):
+        """Scores for one row of LSTM logits `z` after `context_ids` (the ids before the next word,
+        pre-padded or not): log of the mixture, float32; `z` itself when only the LSTM counts."""
+        if not self.active:
+            return z
+        p = self.ngram.probs(context_ids)
+        if self.lstm_weight > 0:
+            p = self.lstm_weight * softmax(np.asarray(z, dtype=np.float64)) + (1.0 - self.lstm_weight) * p
+        return np.log(np.maximum(p, FLOOR)).astype(np.float32)
+
+    def describe(self):
+        """One line for describe(): what the suggestions are made of."""
+        if self.mode == "lstm":
+            if self.requested == "both":
+                return "mix: the LSTM alone (this bundle has no n-gram model)"
+            return "mix: the LSTM alone (--mix lstm)"
+        order = self.ngram.order
+        if self.mode == "ngram":
+            return f"mix: the order-{order} n-gram alone (--mix ngram)"
+        how = (f"fitted on {self.fitted.get('windows', '?')} validation windows" if self.fitted
+               else f"no fitted share in the manifest: the default {FALLBACK_LSTM_WEIGHT}")
+        return f"mix: LSTM x {self.lstm_weight:.2f} + order-{order} n-gram x {1 - self.lstm_weight:.2f} ({how})"
+
+    def info(self):
+        return {"mode": self.mode, "requested": self.requested, "lstm_weight": self.lstm_weight,
+                "ngram_order": self.ngram.order if self.ngram is not None else None, "fitted": self.fitted}
