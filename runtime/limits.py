@@ -113,3 +113,13 @@ MAX_COMPLETE_CACHE = 16               # next-word distributions complete() keeps
 MAX_COMPLETE_CACHE_BYTES = 64 << 20   # ... and at most this many bytes of them (8 bytes a word: 4 MB at MAX_VOCAB_WORDS)
 MAX_BLOCKLIST_BYTES = 4 << 20         # a blocklist file (published offensive-word lists: 2k-10k words, < 100 KB)
 MAX_BLOCKLIST_WORDS = 1 << 17         # words blocked at once (file and block() together)
+
+# -- user model: learning from what a session is fed (runtime/user_model.py, user_file.py) -----------
+MAX_USER_WORDS = 50_000               # distinct words learnt: people use 10k-30k word forms; lowest decayed dropped past it
+MAX_USER_BIGRAMS = 100_000            # word pairs learnt (~2 per word typed in a month at USER_HALF_LIFE_WORDS)
+MAX_USER_CACHE = 200                  # recency cache: the last words learnt (Kuhn & De Mori used 200, Grave et al. 100-2000)
+MAX_USER_FORGOTTEN = 10_000           # words forgotten at once (forget() masks model words until learnt again)
+MAX_USER_FILE_BYTES = 16 << 20        # a user file: a full model writes ~4 MB; save() prunes until it fits
+MAX_USER_FILE_VALUES = 3 * MAX_USER_WORDS + 4 * MAX_USER_BIGRAMS + 2 * (MAX_USER_CACHE + MAX_USER_FORGOTTEN) + 64
+                                      # JSON values in a user file: [word, count], [i, j, count], cache, forgotten
+MAX_USER_COUNT = 1e15                 # a decayed count in a user file (a count grows by 1 a word typed)
