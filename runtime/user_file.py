@@ -66,10 +66,11 @@ def read(path):
         return None
     except OSError as e:
         raise _bad(path, f"cannot open it ({e.strerror or e})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):   # on the fd, before fdopen (which refuses folders with OSError)
+        os.close(fd)
+        raise _bad(path, "not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise _bad(path, "not a regular file")
         if st.st_size > MAX_USER_FILE_BYTES:
             raise _bad(path, f"{st.st_size} bytes, more than the {MAX_USER_FILE_BYTES} a user file may have")
         raw = f.read(MAX_USER_FILE_BYTES + 1)
