@@ -49,6 +49,7 @@ class Learning:
         self.prev = None          # the last word fed (a str, known to the tokenizer or not), None at a start
         self._vector = (None, None)
         self._forgotten = (None, None, None)
+        self._positions = (None, None)
 
     # -- input -------------------------------------------------------------------------------
     def fed(self, text):
@@ -100,8 +101,23 @@ class Learning:
     def _mu(self):
         return USER_WEIGHT if len(self.model) else 0.0
 
-    def _refused(self, word):
-        return word in self.ranking.blocklist.words if self.ranking.blocklist is not None else False
+    def positions(self, index):
+        """tokenizer id -> completion index position (-1: the OOV token, or no word), per index."""
+        if self._positions[0] is not index:
+            table = np.full(max(self.tokenizer.index_word, default=0) + 1, -1, dtype=np.int64)
+            table[index.ids] = np.arange(len(index.ids))
+            self._positions = (index, table)
+        return self._positions[1]
+
+    def _user_only(self, slots, scores, k):
+        """The best k (score, word) of user-only words at `slots` (scores given), blocked ones skipped."""
+        if not len(slots):
+            return []
+        blocked = self.ranking.blocklist.words if self.ranking.blocklist is not None else ()
+        n = min(len(slots), k + len(blocked))
+        top = np.argpartition(-scores, n - 1)[:n] if n < len(slots) else np.arange(len(slots))
+        rows = [(float(scores[i]), self.model.word_at(int(slots[i]))) for i in top.tolist()]
+        return [r for r in rows if r[1] not in blocked]
 
     # -- answers ---------------------------------------------------------------------------------
     def top_k(self, p, k):
@@ -110,9 +126,9 @@ class Learning:
         mu = self._mu()
         V = self.vocab_size
         s = (1.0 - mu) * np.asarray(p, dtype=np.float64)
-        slots, words = self.model.slots()
-        pu = self.user_vector()[slots] * mu if len(slots) else np.zeros(0)
-        tid = self.model.token_ids(slots) if len(slots) else np.zeros(0, dtype=np.int64)
+        slots = self.model.slots()
+        pu = self.user_vector()[slots] * mu
+        tid = self.model.token_ids(slots)
         inside = (tid > 0) & (tid < V)
         np.add.at(s, tid[inside], pu[inside])
         forgotten_ids, _ = self.forgotten_masks(index)
@@ -122,20 +138,20 @@ class Learning:
             s[blocked] = -1.0
         if forgotten_ids.size:
             s[forgotten_ids] = -1.0
-        rows = []
         n = min(k, V)
         top = np.argpartition(-s, n - 1)[:n] if n < V else np.arange(V)
         rows = [(float(s[i]), int(i), self.ranking.words[i]) for i in top.tolist() if s[i] >= 0]
-        oov_word = self.tokenizer.oov_token
-        share_p = p[index.oov] if index.oov is not None else 0.0
-        for j in np.flatnonzero(~inside).tolist():
-            w = words[j]
-            if w == oov_word or self._refused(w):
-                continue
-            pos = index.position.get(w)
-            pm = share_p * index.share[pos] if pos is not None else 0.0
-            rank = int(tid[j]) if tid[j] > 0 else V + len(self.tokenizer.word_index) + 1
-            rows.append((float((1.0 - mu) * pm + pu[j]), rank, w))
+        # learnt words beyond the model: lexicon-only ones (their OOV share too) and user-only ones
+        pos = self.positions(index)[tid]
+        lexical = (tid >= V) & (pos >= 0)
+        if lexical.any():
+            share = p[index.oov] * index.share[pos[lexical]] if index.oov is not None else 0.0
+            scores = (1.0 - mu) * share + pu[lexical]
+            word_index = self.tokenizer.word_index
+            rows += [(sc, word_index[w], w) for sc, w in self._user_only(slots[lexical], scores, k)]
+        alone = tid == 0
+        last = len(self.tokenizer.word_index) + 1
+        rows += [(sc, last, w) for sc, w in self._user_only(slots[alone], pu[alone], k)]
         rows.sort(key=lambda r: (-r[0], r[1], r[2]))
         return [(w, score) for score, _, w in rows[:k]]
 
@@ -154,38 +170,30 @@ class Learning:
         mu = self._mu()
         _, forgotten = self.forgotten_masks(index)
         mask = index.blocked_mask(self.ranking.blocklist) | forgotten
-        found = {}   # word -> index position or None
-        if lo < hi:
-            pos, _ = index.best(p, lo, hi, k, mask)
-            found.update((index.words[j], j) for j in pos.tolist())
         vec = self.user_vector()
-        oov_word = self.tokenizer.oov_token
-        for s in user_slots.tolist():
-            w = self.model.word_at(s)
-            j = index.position.get(w)
-            if j is None:
-                if w != oov_word and not self._refused(w):
-                    found[w] = None
-            elif not mask[j]:
-                found[w] = j
-        if not found:
-            return []
-        words = list(found)
-        pos = np.array([found[w] if found[w] is not None else 0 for w in words], dtype=np.int64)
-        in_index = np.array([found[w] is not None for w in words], dtype=bool)
-        pm = np.where(in_index, index._scores(p, pos), 0.0)
-        pu = np.array([vec[self.model.slot(w)] if w in self.model else 0.0 for w in words])
-        score = (1.0 - mu) * pm + mu * pu
+        tid = self.model.token_ids(user_slots)
+        upos = self.positions(index)[tid]
+        known = upos >= 0                      # learnt words of the completion index
+        learnt_pos = upos[known]
+        keep = ~mask[learnt_pos]
+        learnt_pos, learnt_pu = learnt_pos[keep], vec[user_slots[known][keep]]
+        model_pos = index.best(p, lo, hi, k, mask)[0] if lo < hi else np.zeros(0, dtype=np.int64)
+        cand = np.unique(np.concatenate([model_pos, learnt_pos]))
+        pu = np.zeros(len(cand))
+        pu[np.searchsorted(cand, learnt_pos)] = learnt_pu
+        score = (1.0 - mu) * index._scores(p, cand) + mu * pu
+        order = np.lexsort((index.ids[cand], -score))[:k]
+        rows = [(float(score[i]), int(index.ids[cand[i]]), index.words[cand[i]], int(cand[i])) for i in order.tolist()]
+        alone = tid == 0                       # user-only words (never the OOV token: it has an id)
         last = len(self.tokenizer.word_index) + 1
-        rank = np.where(in_index, index.ids[pos], last)
-        order = sorted(range(len(words)), key=lambda i: (-score[i], rank[i], words[i]))[:k]
+        rows += [(sc, last, w, None) for sc, w in self._user_only(user_slots[alone], mu * vec[user_slots[alone]], k)]
+        rows.sort(key=lambda r: (-r[0], r[1], r[2]))
         lexicon = completer.lexicon()
         out = []
-        for i in order:
-            w = words[i]
+        for score, _, w, j in rows[:k]:
             display = lexicon.display(w)
             if sentence_start:
                 display = display[:1].upper() + display[1:]
-            source = ("model" if index.model[pos[i]] else "lexicon") if in_index[i] else "user"
-            out.append(Suggestion(w, display, float(score[i]), source))
+            source = "user" if j is None else "model" if index.model[j] else "lexicon"
+            out.append(Suggestion(w, display, score, source))
         return out

@@ -73,6 +73,9 @@ class UserModel:
         self._cache = collections.deque(maxlen=MAX_USER_CACHE)   # slots, oldest first
         self._cache_count = collections.Counter()
         self._keys, self._key_words = [], []  # search keys (lower-cased words), sorted; the word of each
+        self._key_slots = []                 # ... and its slot
+        self._slot_array = (None, None)      # (words version, np.array of _key_slots)
+        self._words_version = 0
         self._t = 0.0                        # words learnt since the counts' time origin
         self._total = 0.0
         self.learnt = 0                      # words learnt in all (informative)
@@ -138,6 +141,8 @@ class UserModel:
         i = bisect.bisect_left(self._keys, key)
         self._keys.insert(i, key)
         self._key_words.insert(i, word)
+        self._key_slots.insert(i, s)
+        self._words_version += 1
         return s
 
     def _drop_word(self, word):
@@ -150,7 +155,8 @@ class UserModel:
         i = bisect.bisect_left(self._keys, key)
         while self._key_words[i] != word:
             i += 1
-        del self._keys[i], self._key_words[i]
+        del self._keys[i], self._key_words[i], self._key_slots[i]
+        self._words_version += 1
         for nxt in self._bi.pop(s, {}):
             self._pairs -= 1
             self._into[nxt].discard(s)
@@ -281,9 +287,13 @@ class UserModel:
 
     # -- answers -----------------------------------------------------------------------------
     def slots(self):
-        """(slots, words) of every word learnt, in slot order."""
-        s = np.array(list(self._slot.values()), dtype=np.int64)
-        return s, [self._words[i] for i in s.tolist()]
+        """The slots of every word learnt, in search-key order (an int64 array, cached until a word
+        is added or dropped)."""
+        version, arr = self._slot_array
+        if version != self._words_version:
+            arr = np.array(self._key_slots, dtype=np.int64)
+            self._slot_array = (self._words_version, arr)
+        return arr
 
     def slot(self, word):
         return self._slot.get(word)
@@ -330,8 +340,7 @@ class UserModel:
         lo = bisect.bisect_left(self._keys, key)
         after = _after(key)
         hi = len(self._keys) if after is None else bisect.bisect_left(self._keys, after, lo)
-        slot = self._slot
-        return np.array([slot[w] for w in self._key_words[lo:hi]], dtype=np.int64)
+        return self.slots()[lo:hi]
 
     def shrink(self):
         """Halve what is kept (pairs, words outside the cache, forgotten words, cache): the user file

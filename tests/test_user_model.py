@@ -115,6 +115,61 @@ def test_the_mixture_is_the_weighted_sum_of_model_and_user_parts(predictor):
     assert {x.word: x.probability for x in s.complete("", MAX_COMPLETE_K)} == pytest.approx(got)
 
 
+def _reference(p, s, prev, prefix, k):
+    """Every word (the tokenizer's but the OOV token, and every learnt word) scored by hand."""
+    tok, um = p.tokenizer, s.user_model
+    probs = probabilities(s.logits())
+    mu = USER_WEIGHT if len(um) else 0.0
+    lexicon_only = {w: c for w, c in tok.word_counts.items() if tok.word_index[w] >= p.vocab_size}
+    total = sum(lexicon_only.values())
+    words = set(tok.word_counts) | set(um.words())
+    pu = dict(zip(sorted(words), um.probs(prev, sorted(words))))
+    rows = []
+    for w in words:
+        if w == tok.oov_token or not w.lower().startswith(prefix) or w in um.forgotten or w in p.blocklist:
+            continue
+        i = tok.word_index.get(w)
+        if i is None:
+            pm, rank, source = 0.0, len(tok.word_index) + 1, "user"
+        elif i < p.vocab_size:
+            pm, rank, source = float(probs[i]), i, "model"
+        else:
+            oov = tok.oov_id
+            pm, rank, source = (float(probs[oov]) * lexicon_only[w] / total if oov is not None else 0.0), i, "lexicon"
+        rows.append(((1 - mu) * pm + mu * pu[w], rank, w, source))
+    rows.sort(key=lambda r: (-r[0], r[1], r[2]))
+    return rows[:k]
+
+
+@pytest.mark.parametrize("kind", ["seed", "plain", "oov"])
+def test_mixed_completion_equals_brute_force_over_every_word(kind, tmp_path):
+    path = SEED_BUNDLE if kind == "seed" else extended_bundle(tmp_path / kind, oov=kind == "oov")
+    p = Predictor.load(path)
+    p.block("wicked")
+    pool = list(p.tokenizer.word_counts) + NEW_WORDS
+    rng = random.Random(3)
+    checked = 0
+    for trial in range(25):
+        s = p.session(mode=rng.choice(["stream", "exact"]), learn=True)
+        text = " ".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))
+        s.feed(text)
+        if rng.random() < 0.5:
+            s.forget(rng.choice(pool))
+        prev = p.tokenizer.words(text)[-1] if text else None
+        for prefix in ("", "h", "w", "wi", "d", "y", "yo", "e", "zz"):
+            for k in (1, 3, 6, 50):
+                got = s.complete(prefix, k)
+                want = _reference(p, s, prev, prefix, k)
+                assert [(x.word, x.source) for x in got] == [(w, src) for _, _, w, src in want], (trial, prefix, k)
+                assert [x.probability for x in got] == pytest.approx([sc for sc, _, _, _ in want], rel=1e-6, abs=1e-12)
+                checked += 1
+        want = [(w, sc) for sc, _, w, src in _reference(p, s, prev, "", 10_000) if src in ("model", "user")
+                or w in s.user_model]
+        assert [w for w, _ in s.top_k(10_000)] == [w for w, _ in want]
+        assert [x for _, x in s.top_k(10_000)] == pytest.approx([sc for _, sc in want], rel=1e-6, abs=1e-12)
+    assert checked == 25 * 9 * 4
+
+
 def test_lexicon_words_learnt_keep_their_model_share_and_source(lexicon_predictor):
     s = lexicon_predictor.session(learn=True)
     s.feed("hello elizabeth and mr darcy")   # elizabeth, mr, darcy: tokenizer words beyond the model; "and": new
