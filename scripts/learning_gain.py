@@ -16,7 +16,7 @@ reset at each paragraph):
 For each: top-1 and top-3 of Session.top_k over every word of the second half (every word of the
 tokenizer's split, words the model does not know included: they count as misses unless the user model
 suggests them) and keystroke savings for N = 6 (bench/ksr.py's simulate, suggestions from
-Session.complete). --grid tries other mixing weights (user_model.USER_WEIGHT and the part weights)
+Session.complete; "complete_us" and "feed_us" time those calls apart). --grid tries other mixing weights (user_model.USER_WEIGHT and the part weights)
 on the FIRST half alone (learn its first half, measure on its second), so the choice never sees the
 text it is reported on. Nothing here is a test."""
 
@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from nextword.bench.ksr import NextwordCompleter, simulate
+from nextword.bench.ksr import NextwordCompleter, simulate, summary_us
 from nextword.runtime import Predictor
 from nextword.runtime import learning, user_model
 from nextword.train.corpus import read_corpus
@@ -53,8 +53,9 @@ def measure(predictor, docs, make_session, n=6):
     figures, words = top_k_hits(make_session(), docs)
     comp = NextwordCompleter(predictor)
     comp.session = make_session()
-    rec = simulate(docs, comp, n)
-    figures.update(words=words, ksr=rec.ksr, keys_without=rec.keys_without, seconds=round(time.perf_counter() - t0, 1))
+    rec = simulate(docs, comp, n, timed=True)
+    figures.update(words=words, ksr=rec.ksr, keys_without=rec.keys_without, seconds=round(time.perf_counter() - t0, 1),
+                   complete_us=summary_us(comp.complete_seconds), feed_us=summary_us(comp.feed_seconds))
     return figures
 
 

@@ -25,7 +25,7 @@ from nextword.runtime.tokenizer import Tokenizer
 from nextword.runtime.user_model import (BIGRAM_WEIGHT, CACHE_WEIGHT, HALF_LIFE_WORDS, UNIGRAM_WEIGHT, USER_WEIGHT,
                                          UserModel)
 from lexicon_bundles import extended_bundle
-from support import SEED_BUNDLE, SEED_TEXTS, installed_packages, rehashed_copy
+from support import SEED_BUNDLE, SEED_TEXTS, installed_packages, rehashed_copy, run_cli
 
 BACKENDS = installed_packages()
 SEED_WORDS = "hello how are you is your day friends what doing".split()
@@ -524,3 +524,39 @@ def test_the_user_file_is_the_old_or_the_new_after_a_sigkill_during_save(predict
 
 def test_user_file_errors_are_exit_code_2():
     assert UserFileInvalid.exit_code == 2 and issubclass(UserFileInvalid, InputError)
+
+
+# -- the command line -----------------------------------------------------------------------------
+def _stream(*args, stdin):
+    return run_cli("nextword-predict", SEED_BUNDLE, "--stream", "--json", "--top-k", "20", *args, stdin=stdin, timeout=120)
+
+
+def test_stream_cli_learns_forgets_and_keeps_a_user_file(tmp_path):
+    path = str(tmp_path / "me.json")
+    r = _stream("--user-file", path, stdin="hello wickham\nhello wickham\n/save\nhello\n")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines[2]["saved_bytes"] > 0 and "wickham" in [w for w, _ in lines[3]["top_k"]]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    r = _stream("--user-file", path, stdin="hello\n/forget wickham\nhello\n")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert "wickham" in [w for w, _ in lines[0]["top_k"]]            # read back from the file
+    assert lines[1]["forgotten"] is True and "wickham" not in [w for w, _ in lines[2]["top_k"]]
+    r = _stream("--user-file", path, stdin="hello\n")                 # saved at the end of input: still forgotten
+    assert "wickham" not in [w for w, _ in json.loads(r.stdout.splitlines()[0])["top_k"]]
+    plain = _stream(stdin="hello\n/forget how\n/save\n")             # no --user-file: an error line each, exit 2
+    assert plain.returncode == 2 and len(plain.stderr.splitlines()) == 2 and "does not learn" in plain.stderr
+
+
+def test_stream_cli_refuses_a_bad_user_file_with_exit_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(open(os.path.join(SEED_BUNDLE, "manifest.json"), "rb").read())
+    for args in (("--user-file", str(bad)), ("--user-file", os.path.join(SEED_BUNDLE, "me.json"))):
+        r = _stream(*args, stdin="hello\n")
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not os.path.exists(os.path.join(SEED_BUNDLE, "me.json"))
+    r = run_cli("nextword-predict", SEED_BUNDLE, "hello", "--user-file", str(tmp_path / "x.json"))
+    assert r.returncode == 2 and "--stream" in r.stderr
+    assert bad.read_bytes() == open(os.path.join(SEED_BUNDLE, "manifest.json"), "rb").read()
