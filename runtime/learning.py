@@ -24,12 +24,15 @@ from .user_model import USER_WEIGHT, UserModel
 
 
 def iter_words(tokenizer, text, block=TAIL_BLOCK_CHARS):
-    """tokenizer.words(text) in pieces (cut where the words cannot change, as Tokenizer.iter_ids)."""
+    """tokenizer.words(text) in lists of a block each (cut where the words cannot change, as
+    Tokenizer.iter_ids cuts): a book fed at once is never held as one list of words."""
     start, total = 0, len(text)
     while start < total:
         cut = tokenizer._cut_after(text, start + block - 1, total) if start + block < total else None
         cut = total if cut is None else cut
-        yield from tokenizer.words(text[start:cut])
+        words = tokenizer.words(text[start:cut])
+        if words:
+            yield words
         start = cut
 
 
@@ -54,12 +57,10 @@ class Learning:
     # -- input -------------------------------------------------------------------------------
     def fed(self, text):
         """The session fed `text`: learn its words (when learning on feed) and move the context."""
-        words = list(iter_words(self.tokenizer, text))
-        if not words:
-            return
-        if self.learn_on_feed:
-            self.model.learn(words, self.prev)
-        self.prev = words[-1]
+        for words in iter_words(self.tokenizer, text):
+            if self.learn_on_feed:
+                self.model.learn(words, self.prev)
+            self.prev = words[-1]
 
     def fed_ids(self, ids):
         index_word, oov = self.tokenizer.index_word, self.tokenizer.oov_id
@@ -67,7 +68,11 @@ class Learning:
 
     def learn(self, text):
         """Learn the words of `text` (pairs within it only); the context does not move."""
-        return self.model.learn(list(iter_words(self.tokenizer, text)))
+        learnt, prev = 0, None
+        for words in iter_words(self.tokenizer, text):
+            learnt += self.model.learn(words, prev)
+            prev = words[-1]
+        return learnt
 
     def active(self):
         return len(self.model) > 0 or bool(self.model.forgotten)

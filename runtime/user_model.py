@@ -118,7 +118,11 @@ class UserModel:
         """`word` as the tokenizer writes it (InputError if it is not one word)."""
         if not isinstance(word, str):
             raise ArgumentTypeError(f"word must be str, got {type(word).__name__}")
+        if len(word) > 4 * MAX_WORD_CHARS:   # lower() can grow a word; beyond this it cannot be one word
+            raise InputError(f"expected one word of at most {MAX_WORD_CHARS} characters, got {len(word)} characters")
         found = self.tokenizer.words(word)
+        if len(found) == 1 and len(found[0]) > MAX_WORD_CHARS:
+            raise InputError(f"expected one word of at most {MAX_WORD_CHARS} characters, got {len(found[0])} characters")
         if len(found) != 1:
             raise InputError(f"expected one word, got {len(found)} words in {word[:60]!r}")
         return found[0]

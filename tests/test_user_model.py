@@ -560,3 +560,20 @@ def test_stream_cli_refuses_a_bad_user_file_with_exit_2(tmp_path):
     r = run_cli("nextword-predict", SEED_BUNDLE, "hello", "--user-file", str(tmp_path / "x.json"))
     assert r.returncode == 2 and "--stream" in r.stderr
     assert bad.read_bytes() == open(os.path.join(SEED_BUNDLE, "manifest.json"), "rb").read()
+
+
+def test_a_long_text_learns_as_its_words_one_by_one(predictor):
+    """Text is learnt in blocks (never one list of a book's words); pairs across block cuts count."""
+    text = " ".join(f"w{i % 3000}" for i in range(30_000))   # ~180 KB: dozens of blocks
+    s, t = predictor.session(learn=True), predictor.session(learn=True)
+    assert s.learn(text) == 30_000
+    t.user_model.learn(predictor.tokenizer.words(text))
+    a, b = s.user_model.to_dict(), t.user_model.to_dict()
+    assert [w for w, _ in a["words"]] == [w for w, _ in b["words"]] and a["cache"] == b["cache"]
+    assert [c for _, c in a["words"]] == pytest.approx([c for _, c in b["words"]], rel=1e-9)
+    assert [r[:2] for r in a["bigrams"]] == [r[:2] for r in b["bigrams"]]
+    fed = predictor.session(learn=True)
+    fed.feed(text)
+    assert fed.user_model.pairs == s.user_model.pairs and fed.user_model.words() == s.user_model.words()
+    with pytest.raises(InputError, match="at most"):
+        s.forget("x" * 100_000)
