@@ -80,7 +80,7 @@ class UserModel:
         self._total = 0.0
         self.learnt = 0                      # words learnt in all (informative)
         self.forgotten = frozenset()
-        self.version = 0                     # bumped on every change (caches key on it)
+        self.version = getattr(self, "version", 0) + 1   # bumped on every change, never back (caches key on it)
 
     def __len__(self):
         return len(self._slot)

@@ -308,6 +308,25 @@ def test_reset_learning_gives_back_the_bundles_suggestions(predictor):
     assert len(s.user_model) == 0 and not s.user_model.forgotten
     assert s.top_k(1000) == plain.top_k(1000) and s.complete("", 1000) == plain.complete("", 1000)
     assert s.complete("wi") == []
+    s.feed("hello darcy darcy hello")                              # learning after a reset: no stale answer
+    again = predictor.session(learn=True)                          # the same, never asked before the reset
+    again.feed("hello wickham wickham hello wickham")
+    again.reset_learning()
+    again.feed("hello darcy darcy hello")
+    assert s.top_k(1000) == again.top_k(1000) and s.complete("", 50) == again.complete("", 50)
+
+
+def test_answers_after_reset_learning_are_never_cached_ones(predictor):
+    """Caches key on the model's version: a reset must not bring a version (and an answer) back."""
+    s, again = predictor.session(learn=True), predictor.session(learn=True)
+    for session, ask in ((s, True), (again, False)):
+        session.feed("wickham wickham hello")
+        if ask:
+            session.top_k(5)
+            session.complete("", 5)
+        session.reset_learning()
+        session.feed("darcy hello")
+    assert s.top_k(1000) == again.top_k(1000) and s.complete("", 50) == again.complete("", 50)
 
 
 def test_the_blocklist_wins_over_learning():
