@@ -6,9 +6,10 @@
 """
 
 from .errors import (ArgumentTypeError, BackendUnavailable, BundleError, BundleInvalid, HashMismatch, InputError,
-                     ModelError, NextwordError, UnsupportedVersion, VariantUnavailable)
+                     ModelError, NextwordError, UnsupportedVersion, UserFileInvalid, VariantUnavailable)
 from .predictor import Predictor
 from .tokenizer import Tokenizer
 
 __all__ = ["Predictor", "Tokenizer", "NextwordError", "BundleError", "BundleInvalid", "HashMismatch",
-           "UnsupportedVersion", "VariantUnavailable", "BackendUnavailable", "InputError", "ArgumentTypeError", "ModelError"]
+           "UnsupportedVersion", "VariantUnavailable", "BackendUnavailable", "InputError", "ArgumentTypeError", "ModelError",
+           "UserFileInvalid"]

@@ -99,6 +99,11 @@ def parser():
                    help="never suggest the words of FILE (UTF-8, one word a line, blank lines and # comments "
                         f"ignored, at most {MAX_BLOCKLIST_BYTES >> 20} MiB and {MAX_BLOCKLIST_WORDS} words); "
                         "applies to every mode. No list is shipped")
+    p.add_argument("--user-file", metavar="PATH",
+                   help="with --stream: learn from the lines typed and keep what was learnt in PATH (a user "
+                        "file, never inside the bundle; read at start, written atomically with mode 0600 at the "
+                        "end of input and on /save); /forget WORD forgets a word. A corrupt, foreign or "
+                        "oversized file is refused (exit 2)")
     p.add_argument("--json", action="store_true", help="one JSON object per answer")
     p.add_argument("--info", action="store_true", help="describe the bundle and the chosen variant/backend, then exit")
     return p
@@ -180,6 +185,8 @@ def body(args):
         args.text = args.complete
     if args.complete is not None and (args.generate is not None or args.stream):
         raise InputError("--complete does not combine with --generate or --stream")
+    if args.user_file is not None and not args.stream:
+        raise InputError("--user-file needs --stream: a session learns from the lines it is fed")
     if args.text is None and not args.info and sys.stdin is None:
         raise InputError("no TEXT given and stdin is closed: give TEXT, or lines of text on stdin")
     predictor = Predictor.load(args.bundle, backend=args.backend, variant=args.variant, num_threads=args.threads,

@@ -35,6 +35,12 @@ class ArgumentTypeError(InputError, TypeError):
     InputError for the CLIs and a TypeError for Python callers."""
 
 
+class UserFileInvalid(InputError):
+    """A user file (a session's learnt words, runtime/user_file.py) that is corrupt, foreign, too big,
+    of another format version or learnt with other tokenizer settings: refused whole; the bundle
+    keeps working without it."""
+
+
 class BundleError(NextwordError):
     """The bundle cannot be trusted or used: nothing from it reached an interpreter."""
 

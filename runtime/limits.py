@@ -119,3 +119,13 @@ MAX_NGRAM_ORDER = 5                   # orders 1..5: past 5, a novel's n-grams a
 MAX_NGRAM_BYTES = 256 << 20           # ngram.npz: the default export budget is 2 MB; room for --ngram-budget on a big corpus
 MAX_NGRAM_ENTRIES = 1 << 25           # contexts, and entries, of one order (8 bytes an entry: MAX_NGRAM_BYTES)
 MAX_NGRAM_BATCH_BYTES = 1 << 30       # float64 output of one probs_batch call (contexts x vocabulary x 8)
+
+# -- user model: learning from what a session is fed (runtime/user_model.py, user_file.py) -----------
+MAX_USER_WORDS = 50_000               # distinct words learnt: people use 10k-30k word forms; lowest decayed dropped past it
+MAX_USER_BIGRAMS = 100_000            # word pairs learnt (~2 per word typed in a month at USER_HALF_LIFE_WORDS)
+MAX_USER_CACHE = 200                  # recency cache: the last words learnt (Kuhn & De Mori used 200, Grave et al. 100-2000)
+MAX_USER_FORGOTTEN = 10_000           # words forgotten at once (forget() masks model words until learnt again)
+MAX_USER_FILE_BYTES = 16 << 20        # a user file: a full model writes ~4 MB; save() prunes until it fits
+MAX_USER_FILE_VALUES = 3 * MAX_USER_WORDS + 4 * MAX_USER_BIGRAMS + 2 * (MAX_USER_CACHE + MAX_USER_FORGOTTEN) + 64
+                                      # JSON values in a user file: [word, count], [i, j, count], cache, forgotten
+MAX_USER_COUNT = 1e15                 # a decayed count in a user file (a count grows by 1 a word typed)

@@ -313,7 +313,7 @@ class NgramModel:
             i = int(np.searchsorted(keys, h))
             if i < len(keys) and keys[i] == h:
                 a, b = ptr[i], ptr[i + 1]
-                out[word[a:b]] += weight * prob[a:b]
+                out[word[a:b]] += weight * prob[a:b].astype(np.float64)   # float64 as probs_batch sums
                 weight *= float(gamma[i])
         out += weight * self._unigram
         out[BOS] = 0.0

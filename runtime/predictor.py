@@ -324,11 +324,14 @@ class Predictor:
                     self._step = step
         return self._step
 
-    def session(self, mode="stream", history=20):
+    def session(self, mode="stream", history=20, learn=False, user_file=None):
         """A streaming session: feed words, get suggestions, one LSTM step per word (mode "stream") or
-        the window model's exact answer (mode "exact"); `history` bounds undo. See runtime/session.py."""
+        the window model's exact answer (mode "exact"); `history` bounds undo. learn=True: the session
+        learns what it is fed; user_file: where it keeps it (read now, written by save_user()).
+        See runtime/session.py."""
         check_session_args(mode, history)   # before loading anything (history <= limits.MAX_HISTORY)
-        return Session(self.step_model(), mode=mode, history=history, completer=self.completer)
+        return Session(self.step_model(), mode=mode, history=history, completer=self.completer,
+                       learn=learn, user_file=user_file)
 
     # -- description -------------------------------------------------------------------------
     def describe(self):

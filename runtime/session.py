@@ -37,6 +37,23 @@ MAX_FEED_CHUNK ids per hold of the shared step lock, so a session fed a whole bo
 O(history) and lets other sessions' calls in between its chunks; the time is one step per word, as
 stream mode needs. Undo goes back at most `history` steps (0 .. MAX_HISTORY). A feed that fails
 (ModelError from a damaged model) leaves the session as it was before that feed.
+
+Learning from the user (runtime/learning.py, runtime/user_model.py, runtime/user_file.py):
+
+    s = p.session(learn=True, user_file="~/.local/share/me.nextword-user.json")
+    s.feed("I met Wickham")        # learns the words too ("wickham" becomes completable)
+    s.learn("text the user wrote") # learns without moving the context
+    s.forget("wickham")            # gone from the user model and from every suggestion of this session
+    s.reset_learning()             # everything learnt forgotten (the forgotten set too)
+    s.save_user()                  # the only time the user file is written (atomically, mode 0600)
+
+top_k, predict_next and complete then mix the user model in: (1 - mu) p_model + mu p_user
+(runtime/learning.py); logits() and probabilities() stay the model's own. A user file given with
+learn=False is used (and s.learn works) but feeding does not learn. A forgotten word is never
+suggested by this session, even a word of the bundle's model, until it is learnt again (typed, or
+s.learn). Learning never changes the context; undo and reset move the context only (what was learnt
+stays) and leave the previous word unknown, so the user model's pair part waits for the next word.
+A session without learn=True or a user_file answers exactly as before.
 """
 
 import collections
@@ -45,6 +62,7 @@ import numpy as np
 
 from .complete import SKIPPED, Completer, check_k as check_complete_k, check_prefix, probabilities
 from .errors import ArgumentTypeError, InputError, check_int as _check_int
+from .learning import Learning
 from .limits import MAX_HISTORY, MAX_WORD_CHARS
 from .ranking import softmax
 from .step import StepModel
@@ -65,12 +83,17 @@ def check_session_args(mode, history):
 class Session:
     """One user's typing: context state, suggestions, bounded undo. See the module docstring."""
 
-    def __init__(self, step, mode="stream", history=DEFAULT_HISTORY, completer=None):
+    def __init__(self, step, mode="stream", history=DEFAULT_HISTORY, completer=None, learn=False, user_file=None):
         self.history = check_session_args(mode, history)
         self.step_model = step
         self.mode = mode
         self._completer = completer or Completer(step.bundle, step.vocab_size, step.ranking.blocklist)
         self._scored = (None, None)   # (state, next-word probabilities) of the last complete()
+        self._learning = None
+        if not isinstance(learn, bool):
+            raise ArgumentTypeError(f"learn must be True or False, got {type(learn).__name__} {learn!r}")
+        if learn or user_file is not None:   # UserFileInvalid here: no session, the predictor unharmed
+            self._learning = Learning(step, self._completer, learn, user_file, step.bundle.path)
         self.reset()
 
     def reset(self):
@@ -79,6 +102,8 @@ class Session:
         self._undoable = 0
         self._steps = 0
         self._said = ""   # the end of the last text fed (for sentence starts); "" = nothing yet
+        if self._learning is not None:
+            self._learning.prev = None
         if self.mode == "stream":
             self._state = step.start_state()
             self._past = collections.deque(maxlen=self.history)
@@ -93,6 +118,8 @@ class Session:
         if not isinstance(text, str):
             raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
         fed = self._feed(self.step_model.tokenizer.iter_ids(text))
+        if self._learning is not None:
+            self._learning.fed(text)
         said = text[-(MAX_WORD_CHARS + 2):].rstrip(SKIPPED) or text.rstrip(SKIPPED)[-(MAX_WORD_CHARS + 2):]
         if said:
             self._said = said
@@ -100,7 +127,10 @@ class Session:
 
     def feed_ids(self, ids):
         """Token ids instead of text: ints (or a 1-D integer array) in 0..vocab_size-1; 0 is padding."""
-        fed = self._feed([self.step_model.check_ids(ids)])
+        ids = self.step_model.check_ids(ids)
+        fed = self._feed([ids])
+        if self._learning is not None:
+            self._learning.fed_ids(ids)
         if fed:
             self._said = "w"   # a word: the next one does not start a sentence
         return fed
@@ -148,7 +178,47 @@ class Session:
         self._undoable -= n
         self._steps -= n
         self._said = "" if self._steps == 0 else "w"
+        if self._learning is not None:
+            self._learning.prev = None
         return n
+
+    # -- learning (runtime/learning.py) ---------------------------------------------------------
+    def _learner(self):
+        if self._learning is None:
+            raise InputError("this session does not learn: open it with p.session(learn=True) "
+                             "(and user_file=PATH to keep what it learns)")
+        return self._learning
+
+    @property
+    def learning(self):
+        """Whether feeding this session learns the words fed."""
+        return self._learning is not None and self._learning.learn_on_feed
+
+    @property
+    def user_model(self):
+        """The session's UserModel (runtime/user_model.py), or None when it does not learn."""
+        return None if self._learning is None else self._learning.model
+
+    def learn(self, text):
+        """Learn the words of `text` without moving the context. Returns how many words were learnt."""
+        if not isinstance(text, str):
+            raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
+        return self._learner().learn(text)
+
+    def forget(self, word):
+        """Remove `word` from the user model and never suggest it in this session until it is
+        learnt again (also a word of the bundle's model). Returns whether it had been learnt."""
+        return self._learner().model.forget(word)
+
+    def reset_learning(self):
+        """Forget everything learnt, and the forgotten set (the user file changes at the next save)."""
+        learner = self._learner()
+        learner.model.reset()
+
+    def save_user(self):
+        """Write the user file now (atomically; see runtime/user_file.py). Nothing else writes it.
+        Returns the bytes written."""
+        return self._learner().save()
 
     # -- answers -----------------------------------------------------------------------------
     @property
@@ -185,6 +255,8 @@ class Session:
     def top_k(self, k=5):
         """The k most likely next words with their probabilities, best first (as Predictor.top_k)."""
         k = _check_int("k", k, 1)
+        if self._learning is not None and self._learning.active():
+            return self._learning.top_k(self._distribution(), k)
         return self.step_model.ranking.best(self._suggestion_scores(self._current()), k)
 
     def predict_next(self):
@@ -201,15 +273,19 @@ class Session:
         prefix = check_prefix(prefix)
         k = check_complete_k(k)
         completer = self._completer
+        start = completer.sentence_start(self._said)
+        if self._learning is not None and self._learning.active():
+            return self._learning.complete(prefix, k, self._distribution, start)
+        return completer.suggest(prefix, k, self._distribution, start)
 
-        def distribution():
-            state = self._current()
-            seen, p = self._scored
-            if seen is not state:
-                p = probabilities(self._suggestion_scores(state))
-                self._scored = (state, p)
-            return p
-        return completer.suggest(prefix, k, distribution, completer.sentence_start(self._said))
+    def _distribution(self):
+        """The next-word probabilities (float64 by id) of the current state, kept until it changes."""
+        state = self._current()
+        seen, p = self._scored
+        if seen is not state:
+            p = probabilities(self._suggestion_scores(state))
+            self._scored = (state, p)
+        return p
 
 
 def step_probabilities(bundle, variant, windows, backend="auto", num_threads=1):

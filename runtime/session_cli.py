@@ -2,8 +2,10 @@
 
 Each line read is fed as the next word(s) typed (one word a line, or a line at a time) and the
 suggestions for the word after it are printed, one line per input line (TEXT, when given, is fed
-first and answered the same way). Two commands:
-"/undo" (or "/undo N") takes back the last word(s) fed, "/reset" starts over. The LSTM state carries
+first and answered the same way). Commands:
+"/undo" (or "/undo N") takes back the last word(s) fed, "/reset" starts over. With --user-file the
+session learns the lines fed (runtime/learning.py), "/forget WORD" forgets a word and "/save" writes
+the user file, which is also written at the end of input. The LSTM state carries
 on between lines (stream mode, one step per word; see runtime/session.py)."""
 
 from . import cliutil
@@ -16,14 +18,18 @@ DEFAULT_K = 3
 
 
 def _command(text):
-    """('undo', n) / ('reset', None) for a command line, else None."""
+    """('undo', n) / ('reset', None) / ('save', None) / ('forget', word) for a command line, else None."""
     parts = text.split()
-    if not parts or parts[0] not in ("/undo", "/reset"):
+    if not parts or parts[0] not in ("/undo", "/reset", "/save", "/forget"):
         return None
-    if parts[0] == "/reset":
+    if parts[0] in ("/reset", "/save"):
         if len(parts) != 1:
-            raise InputError("/reset takes no argument")
-        return "reset", None
+            raise InputError(f"{parts[0]} takes no argument")
+        return parts[0][1:], None
+    if parts[0] == "/forget":
+        if len(parts) != 2:
+            raise InputError("expected /forget WORD (one word)")
+        return "forget", parts[1]
     if len(parts) == 1:
         return "undo", 1
     # ASCII digits only (str.isdigit takes '²', which int() refuses), and short enough for int()
@@ -42,7 +48,8 @@ def stream_loop(predictor, args, lines):
     if getattr(args, "generate", None) is not None:
         raise InputError("--generate does not combine with --stream")
     k = args.top_k if args.top_k is not None else DEFAULT_K
-    session = predictor.session(mode="stream")
+    user_file = getattr(args, "user_file", None)
+    session = predictor.session(mode="stream", learn=user_file is not None, user_file=user_file)
     bad_input = bad_model = 0
 
     def typed():
@@ -61,6 +68,10 @@ def stream_loop(predictor, args, lines):
                 result["fed"] = session.feed(text)
             elif command[0] == "undo":
                 result["undone"] = session.undo(command[1])
+            elif command[0] == "forget":
+                result["forgotten"] = session.forget(command[1])
+            elif command[0] == "save":
+                result["saved_bytes"] = session.save_user()
             else:
                 session.reset()
                 result["reset"] = True
@@ -77,4 +88,6 @@ def stream_loop(predictor, args, lines):
         result["steps"] = session.steps
         result["top_k"] = [[w, round(p, 6)] for w, p in best]
         emit(result, "  ".join(f"{w} {p:.3f}" for w, p in best), args.json)
+    if user_file is not None:
+        session.save_user()
     return cliutil.worst(bad_input, bad_model)

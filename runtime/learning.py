@@ -1,0 +1,204 @@
+"""A session that learns: its UserModel (runtime/user_model.py), its user file (runtime/user_file.py)
+and the suggestions with the user model mixed in.
+
+    p = (1 - mu) p_model + mu p_user        over the union of the model's words and the user's words
+
+mu = user_model.USER_WEIGHT once anything is learnt (0 before). p_model is the session's next-word
+softmax: a word of the model's vocabulary gets its probability, a word of the tokenizer beyond it
+(lexicon-only) its share of the OOV probability as runtime/complete.py gives it, any other word 0:
+a word only the user has typed (*user-only*) gets only the user part and comes with source "user" in
+completions. The suggestions never include padding, the OOV token, a word of the predictor's
+blocklist (the blocklist wins over learning) or a forgotten word.
+
+Why the mixed top-k is exact without scoring every word: a word the user never typed scores
+(1 - mu) p_model, so only the model's own best k of a prefix range can beat every learnt word of it;
+the candidates are those k plus every learnt word of the range."""
+
+import numpy as np
+
+from . import user_file
+from .complete import Suggestion
+from .errors import InputError
+from .limits import MAX_WORD_CHARS, TAIL_BLOCK_CHARS
+from .user_model import USER_WEIGHT, UserModel
+
+
+def iter_words(tokenizer, text, block=TAIL_BLOCK_CHARS):
+    """tokenizer.words(text) in lists of a block each (cut where the words cannot change, as
+    Tokenizer.iter_ids cuts): a book fed at once is never held as one list of words."""
+    start, total = 0, len(text)
+    while start < total:
+        cut = tokenizer._cut_after(text, start + block - 1, total) if start + block < total else None
+        cut = total if cut is None else cut
+        words = tokenizer.words(text[start:cut])
+        if words:
+            yield words
+        start = cut
+
+
+class Learning:
+    """The learning half of one Session: what it learnt, from which file, and the previous word."""
+
+    def __init__(self, step, completer, learn, path, bundle_path):
+        self.tokenizer = step.tokenizer
+        self.vocab_size = step.vocab_size
+        self.ranking = step.ranking
+        self.completer = completer
+        self.learn_on_feed = bool(learn)
+        self.model = UserModel(self.tokenizer)
+        self.path = None if path is None else user_file.check_path(path, bundle_path)
+        if self.path is not None:
+            user_file.load(self.path, self.model)   # UserFileInvalid before any session exists
+        self.prev = None          # the last word fed (a str, known to the tokenizer or not), None at a start
+        self._vector = (None, None)
+        self._forgotten = (None, None, None)
+        self._positions = (None, None)
+
+    # -- input -------------------------------------------------------------------------------
+    def fed(self, text):
+        """The session fed `text`: learn its words (when learning on feed) and move the context."""
+        for words in iter_words(self.tokenizer, text):
+            if self.learn_on_feed:
+                self.model.learn(words, self.prev)
+            self.prev = words[-1]
+
+    def fed_ids(self, ids):
+        index_word, oov = self.tokenizer.index_word, self.tokenizer.oov_id
+        self.fed(" ".join(index_word[i] for i in ids if i and i != oov))
+
+    def learn(self, text):
+        """Learn the words of `text` (pairs within it only); the context does not move."""
+        learnt, prev = 0, None
+        for words in iter_words(self.tokenizer, text):
+            learnt += self.model.learn(words, prev)
+            prev = words[-1]
+        return learnt
+
+    def active(self):
+        return len(self.model) > 0 or bool(self.model.forgotten)
+
+    def save(self):
+        if self.path is None:
+            raise InputError("this session has no user file: open it with p.session(learn=True, user_file=PATH)")
+        return user_file.save(self.path, self.model)
+
+    # -- shared pieces -------------------------------------------------------------------------
+    def user_vector(self):
+        """p_user(. | prev) by slot, cached until the model or the context changes."""
+        key = (self.model.version, self.prev)
+        if self._vector[0] != key:
+            self._vector = (key, self.model.vector(self.prev))
+        return self._vector[1]
+
+    def forgotten_masks(self, index):
+        """(model ids, bool mask over the completion index positions) of the forgotten words."""
+        forgotten = self.model.forgotten
+        if self._forgotten[0] is not forgotten or self._forgotten[1] is not index:
+            word_index = self.tokenizer.word_index
+            ids = [word_index.get(w, 0) for w in forgotten]
+            ids = np.array([i for i in ids if 0 < i < self.vocab_size], dtype=np.int64)
+            mask = np.zeros(len(index), dtype=bool)
+            pos = [index.position[w] for w in forgotten if w in index.position]
+            mask[pos] = True
+            self._forgotten = (forgotten, index, (ids, mask))
+        return self._forgotten[2]
+
+    def _mu(self):
+        return USER_WEIGHT if len(self.model) else 0.0
+
+    def positions(self, index):
+        """tokenizer id -> completion index position (-1: the OOV token, or no word), per index."""
+        if self._positions[0] is not index:
+            table = np.full(max(self.tokenizer.index_word, default=0) + 1, -1, dtype=np.int64)
+            table[index.ids] = np.arange(len(index.ids))
+            self._positions = (index, table)
+        return self._positions[1]
+
+    def _user_only(self, slots, scores, k):
+        """The best k (score, word) of user-only words at `slots` (scores given), blocked ones skipped."""
+        if not len(slots):
+            return []
+        blocked = self.ranking.blocklist.words if self.ranking.blocklist is not None else ()
+        n = min(len(slots), k + len(blocked))
+        top = np.argpartition(-scores, n - 1)[:n] if n < len(slots) else np.arange(len(slots))
+        rows = [(float(scores[i]), self.model.word_at(int(slots[i]))) for i in top.tolist()]
+        return [r for r in rows if r[1] not in blocked]
+
+    # -- answers ---------------------------------------------------------------------------------
+    def top_k(self, p, k):
+        """The k best (word, probability) after mixing, from the model's softmax `p` (by id)."""
+        index = self.completer.index()
+        mu = self._mu()
+        V = self.vocab_size
+        s = (1.0 - mu) * np.asarray(p, dtype=np.float64)
+        slots = self.model.slots()
+        pu = self.user_vector()[slots] * mu
+        tid = self.model.token_ids(slots)
+        inside = (tid > 0) & (tid < V)
+        np.add.at(s, tid[inside], pu[inside])
+        forgotten_ids, _ = self.forgotten_masks(index)
+        s[self.ranking.never] = -1.0
+        blocked = self.ranking.blocked()
+        if blocked.size:
+            s[blocked] = -1.0
+        if forgotten_ids.size:
+            s[forgotten_ids] = -1.0
+        n = min(k, V)
+        top = np.argpartition(-s, n - 1)[:n] if n < V else np.arange(V)
+        rows = [(float(s[i]), int(i), self.ranking.words[i]) for i in top.tolist() if s[i] >= 0]
+        # learnt words beyond the model: lexicon-only ones (their OOV share too) and user-only ones
+        pos = self.positions(index)[tid]
+        lexical = (tid >= V) & (pos >= 0)
+        if lexical.any():
+            share = p[index.oov] * index.share[pos[lexical]] if index.oov is not None else 0.0
+            scores = (1.0 - mu) * share + pu[lexical]
+            word_index = self.tokenizer.word_index
+            rows += [(sc, word_index[w], w) for sc, w in self._user_only(slots[lexical], scores, k)]
+        alone = tid == 0
+        last = len(self.tokenizer.word_index) + 1
+        rows += [(sc, last, w) for sc, w in self._user_only(slots[alone], pu[alone], k)]
+        rows.sort(key=lambda r: (-r[0], r[1], r[2]))
+        return [(w, score) for score, _, w in rows[:k]]
+
+    def complete(self, prefix, k, distribution, sentence_start):
+        """Session.complete with the user model mixed in (Suggestions, best first)."""
+        completer = self.completer
+        index = completer.index()
+        if len(prefix) > MAX_WORD_CHARS:
+            return []
+        key = prefix.lower()
+        lo, hi = index.range(key)
+        user_slots = self.model.prefix_slots(key)
+        if lo >= hi and not len(user_slots):
+            return []
+        p = distribution()
+        mu = self._mu()
+        _, forgotten = self.forgotten_masks(index)
+        mask = index.blocked_mask(self.ranking.blocklist) | forgotten
+        vec = self.user_vector()
+        tid = self.model.token_ids(user_slots)
+        upos = self.positions(index)[tid]
+        known = upos >= 0                      # learnt words of the completion index
+        learnt_pos = upos[known]
+        keep = ~mask[learnt_pos]
+        learnt_pos, learnt_pu = learnt_pos[keep], vec[user_slots[known][keep]]
+        model_pos = index.best(p, lo, hi, k, mask)[0] if lo < hi else np.zeros(0, dtype=np.int64)
+        cand = np.unique(np.concatenate([model_pos, learnt_pos]))
+        pu = np.zeros(len(cand))
+        pu[np.searchsorted(cand, learnt_pos)] = learnt_pu
+        score = (1.0 - mu) * index._scores(p, cand) + mu * pu
+        order = np.lexsort((index.ids[cand], -score))[:k]
+        rows = [(float(score[i]), int(index.ids[cand[i]]), index.words[cand[i]], int(cand[i])) for i in order.tolist()]
+        alone = tid == 0                       # user-only words (never the OOV token: it has an id)
+        last = len(self.tokenizer.word_index) + 1
+        rows += [(sc, last, w, None) for sc, w in self._user_only(user_slots[alone], mu * vec[user_slots[alone]], k)]
+        rows.sort(key=lambda r: (-r[0], r[1], r[2]))
+        lexicon = completer.lexicon()
+        out = []
+        for score, _, w, j in rows[:k]:
+            display = lexicon.display(w)
+            if sentence_start:
+                display = display[:1].upper() + display[1:]
+            source = "user" if j is None else "model" if index.model[j] else "lexicon"
+            out.append(Suggestion(w, display, score, source))
+        return out
