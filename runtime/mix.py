@@ -16,7 +16,6 @@ bundle has no n-gram, and describe() says so), "lstm", "ngram"."""
 import numpy as np
 
 from .errors import InputError
-from .ranking import softmax
 
 MIXES = ("both", "lstm", "ngram")
 FALLBACK_LSTM_WEIGHT = 0.7   # a bundle whose manifest records no fitted share (the issue's measured 0.7 / 0.3)
@@ -44,15 +43,34 @@ class Mixer:
     def active(self):
         return self.mode != "lstm"
 
+    def probs(self, z, context_ids):
+        """The mixture's next-word probabilities (float32, summing to 1) for one row of LSTM logits `z`
+        after `context_ids` (the ids before the next word, pre-padded or not). Only when active."""
+        q, total = self.ngram.mass(context_ids)   # the n-gram's distribution is q / total
+        if self.lstm_weight <= 0:
+            return (q / total).astype(np.float32)
+        e = np.array(z, dtype=np.float32)        # float32 throughout: this runs once per word typed
+        e -= e.max()
+        np.exp(e, out=e)
+        e *= self.lstm_weight / e.sum()
+        q *= (1.0 - self.lstm_weight) / total
+        e += q
+        return e
+
     def scores(self, z, context_ids):
-        """Scores for one row of LSTM logits `z` after `context_ids` (the ids before the next word,
-        pre-padded or not): log of the mixture, float32; `z` itself when only the LSTM counts."""
+        """Scores to rank for one row of LSTM logits `z` after `context_ids`: `z` itself when only the
+        LSTM counts, else the log of the mixture (float32), so softmax(scores) is the mixture."""
         if not self.active:
             return z
-        p = self.ngram.probs(context_ids)
-        if self.lstm_weight > 0:
-            p = self.lstm_weight * softmax(np.asarray(z, dtype=np.float64)) + (1.0 - self.lstm_weight) * p
-        return np.log(np.maximum(p, FLOOR)).astype(np.float32)
+        e = self.probs(z, context_ids)
+        np.maximum(e, FLOOR, out=e)
+        return np.log(e, out=e)
+
+    def best(self, ranking, z, context_ids, k):
+        """ranking.best of the mixture (no log and exp round trip), or of `z` when not mixing."""
+        if not self.active:
+            return ranking.best(z, k)
+        return ranking.best_probs(self.probs(z, context_ids), k)
 
     def describe(self):
         """One line for describe(): what the suggestions are made of."""

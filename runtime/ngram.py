@@ -295,14 +295,32 @@ class NgramModel:
         out /= out.sum(axis=1, keepdims=True)      # float32 storage: make each row sum to 1 exactly
         return out[inverse]
 
-    def probs(self, context_ids):
-        """(V,) next-word distribution after `context_ids` (the last order-1 ids count; shorter ones
-        are pre-padded with 0, so [] is the start of a document). The same sums as probs_batch, for
-        one context without its batch machinery: this runs once per word a keyboard user types."""
-        ctx = [int(i) for i in self._contexts([context_ids])[0]]
+    def _context_one(self, context_ids):
+        """The last order-1 ids of one context as ints, pre-padded with 0, nothing before a 0 kept: the
+        rule of _contexts, without its batch machinery for the plain cases (a list, tuple or 1-D
+        integer array); anything else goes through _contexts and its type errors."""
+        n = self.order - 1
+        plain = isinstance(context_ids, (list, tuple)) or (
+            isinstance(context_ids, np.ndarray) and context_ids.ndim == 1 and context_ids.dtype.kind in "iu")
+        if not plain:
+            return [int(i) for i in self._contexts([context_ids])[0]]
+        tail = list(context_ids[len(context_ids) - min(n, len(context_ids)):]) if n else []
+        if any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in tail):
+            return [int(i) for i in self._contexts([context_ids])[0]]
+        ctx = [0] * (n - len(tail)) + [int(i) for i in tail]
+        if ctx and (min(ctx) < 0 or max(ctx) >= self.vocab_size):
+            raise InputError(f"context ids must be in 0..{self.vocab_size - 1} (0 is padding)")
+        if BOS in ctx:
+            last = n - 1 - ctx[::-1].index(BOS)
+            ctx[:last + 1] = [BOS] * (last + 1)
+        return ctx
+
+    def mass(self, context_ids):
+        """(unnormalised distribution, its sum) after `context_ids`: the sums of probs without the final
+        division, for a caller that folds 1/sum into its own arithmetic (runtime/mix.py does)."""
+        ctx = self._context_one(context_ids)
         V, n = self.vocab_size, self.order - 1
-        out = np.zeros(V)
-        weight = 1.0
+        weight, terms = 1.0, []
         for k in range(self.order, 1, -1):
             keys, ptr, gamma, word, prob = self._levels[k]
             if not len(keys):
@@ -313,11 +331,21 @@ class NgramModel:
             i = int(np.searchsorted(keys, h))
             if i < len(keys) and keys[i] == h:
                 a, b = ptr[i], ptr[i + 1]
-                out[word[a:b]] += weight * prob[a:b].astype(np.float64)   # float64 as probs_batch sums
+                terms.append((word[a:b], prob[a:b], weight))
                 weight *= float(gamma[i])
-        out += weight * self._unigram
+        out = self._unigram * weight
+        for words, probs, w in terms:
+            out[words] += w * probs.astype(np.float64)
         out[BOS] = 0.0
-        out /= out.sum()
+        return out, float(out.sum())
+
+    def probs(self, context_ids):
+        """(V,) next-word distribution after `context_ids` (the last order-1 ids count; shorter ones
+        are pre-padded with 0, so [] is the start of a document). The sums of probs_batch for one
+        context without its batch machinery (the order of additions differs: equal to ~1e-15): this
+        runs once per word a keyboard user types."""
+        out, total = self.mass(context_ids)
+        out /= total
         return out
 
 

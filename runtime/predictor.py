@@ -217,7 +217,8 @@ class Predictor:
         k larger than the vocabulary returns every suggestible word."""
         k = _check_int("k", k, 1)
         ids = self._tail(text)
-        return self._best(self.mixer.scores(self._logits_ids(ids), ids), k, owned=True)
+        z = self._logits_ids(ids)
+        return self.mixer.best(self.ranking, z, ids, k) if self.mixer.active else self._best(z, k, owned=True)
 
     def predict_next(self, text):
         """The single most likely next word (InputError if every word is blocked)."""
@@ -232,7 +233,9 @@ class Predictor:
         if not texts:
             return []
         windows = np.stack([self.window_for(t) for t in texts])
-        return [self._best(self.mixer.scores(z, w), k, owned=True) for z, w in zip(self.logits(windows), windows)]
+        if self.mixer.active:
+            return [self.mixer.best(self.ranking, z, w, k) for z, w in zip(self.logits(windows), windows)]
+        return [self._best(z, k, owned=True) for z in self.logits(windows)]
 
     def generate(self, text, n_words=4, strategy="greedy", temperature=1.0, top_k=None, seed=None):
         """Continue `text` by n_words words; returns the new words as a list.

@@ -70,7 +70,19 @@ class Ranking:
             raise non_finite(self.source)
         e -= top
         np.exp(e, out=e)
-        total = e.sum()
+        return self._select(e, e.sum(), k)
+
+    def best_probs(self, p, k):
+        """Top-k (word, probability) from one row of probabilities that already sums to 1 (the
+        mixture of runtime/mix.py): the selection of best() without its exp."""
+        e = np.array(p, dtype=np.float32)
+        if not np.isfinite(e).all():
+            raise non_finite(self.source)
+        return self._select(e, 1.0, k)
+
+    def _select(self, e, total, k):
+        """The k largest of `e` (a scratch row of non-negative weights summing to `total`), never
+        padding, the OOV token or a blocked word, as (word, e / total), best first."""
         blocked = self.blocked()   # read once: block() in another thread replaces it as a whole
         e[self.never] = -1.0
         if blocked.size:

@@ -257,7 +257,9 @@ class Session:
         k = _check_int("k", k, 1)
         if self._learning is not None and self._learning.active():
             return self._learning.top_k(self._distribution(), k)
-        return self.step_model.ranking.best(self._suggestion_scores(self._current()), k)
+        state = self._current()
+        return self.step_model.mixer.best(self.step_model.ranking, self.step_model.ranking.check(state.z),
+                                          state.recent, k)
 
     def predict_next(self):
         """The single most likely next word (InputError if every word is blocked)."""
