@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nextword.runtime.errors import InputError
+from nextword.runtime.mix import Mixer
 from nextword.train.corpus import read_corpus
 from nextword.train.metrics import PADDING, Scores
 from nextword.train.windows import Windows, split_heldout
@@ -204,6 +205,27 @@ def score_predictor(predictor, x, y):
 
 def score_probs(probs, y):
     return score_batches((probs[i:i + CHUNK], y[i:i + CHUNK]) for i in range(0, len(y), CHUNK))
+
+
+def score_hybrid(predictor, x, y):
+    """The bundle's own n-gram (ngram.npz) and the mixture the runtime suggests from
+    (runtime/mix.py: lstm_weight x the LSTM + the rest x the n-gram) on the same windows, or {}
+    when the bundle has no n-gram. The LSTM part is `predictor`'s variant."""
+    lm = predictor.bundle.ngram()
+    if lm is None:
+        return {}
+    entry = predictor.bundle.manifest.ngram
+    lam = entry["lstm_weight"] if entry["lstm_weight"] is not None else Mixer(lm).lstm_weight
+    ngram_rows, mixed_rows = [], []
+    for i in range(0, len(x), CHUNK):
+        q = lm.probs_batch(x[i:i + CHUNK])
+        ngram_rows.append((q, y[i:i + CHUNK]))
+        mixed_rows.append((lam * predictor.probabilities(x[i:i + CHUNK]) + (1 - lam) * q, y[i:i + CHUNK]))
+    return {"ngram-bundle": dict(score_batches(ngram_rows), order=lm.order, size_bytes=entry["size"],
+                                 quantization="counts", format="npz"),
+            "mixture": dict(score_batches(mixed_rows), lstm_weight=lam, variant=predictor.variant.name,
+                            quantization=predictor.variant.quantization, format="mixture",
+                            size_bytes=predictor.variant.size + entry["size"])}
 
 
 def ngram_baseline(train_ids, vocab_size, x, y):

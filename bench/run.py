@@ -288,6 +288,10 @@ def run(opt, tick=lambda label: None):
                                                 quantization=p.variant.quantization, format=p.variant.format,
                                                 size_bytes=p.variant.size)
                     tick(f"quality {p.variant.name}")
+                default = next((p for p in predictors.values() if p.variant.name == m.default_variant), None)
+                if default is not None:
+                    cols.update(quality.score_hybrid(default, ev.x, ev.y))
+                    tick("quality mixture")
                 if ev.train_ids is not None:
                     cols["ngram-kn3"] = dict(quality.ngram_baseline(ev.train_ids, m.vocab_size, ev.x, ev.y),
                                              quantization="counts", format="numpy")

@@ -162,3 +162,23 @@ def test_cli_mix_flag(bundle):
     assert json.loads(lstm.stdout) == json.loads(plain.stdout) != json.loads(both.stdout)
     bad = run_cli("nextword-predict", SEED_BUNDLE, "hello", "--mix", "ngram")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "n-gram" in bad.stderr
+
+
+def test_bench_scores_the_bundle_ngram_and_the_mixture(bundle, tmp_path):
+    """nextword-bench's quality table gains the bundle's own n-gram and the mixture the runtime
+    suggests from, on the same held-out windows as every other column."""
+    corpus = tmp_path / "seed.txt"
+    corpus.write_text(SEED_LINES)
+    out = tmp_path / "out"
+    proc = run_cli("nextword-bench", bundle, "--quick", "--repeats", "1", "--block-ms", "2", "--cold-runs", "1",
+                   "--quiet", "--no-charts", "--no-ksr", "--out", out, "--corpus", corpus, "--unit", "line",
+                   "--heldout-fraction", "0.5", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    cols = json.loads((out / "bench.json").read_text())["quality"]["columns"]
+    mixed, ngram = cols["mixture"], cols["ngram-bundle"]
+    assert mixed["lstm_weight"] == 0.6 and ngram["order"] == 3
+    lstm = cols[mixed["variant"]]
+    assert mixed["n"] == ngram["n"] == lstm["n"] > 0
+    # perplexity is convex in the mixture: never worse than the worse part
+    assert mixed["perplexity"] <= max(lstm["perplexity"], ngram["perplexity"]) + 1e-9
+    assert "mixture" in (out / "bench.md").read_text()
