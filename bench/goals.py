@@ -13,6 +13,8 @@ GOAL_TEXT = {
     "int8_top1": "int8 top-1 accuracy within 1 point of Keras",
     "lstm_vs_ngram": "LSTM top-3 accuracy above the n-gram baseline's on the held-out slice",
     "ksr_vs_presage": "Keystroke savings (N = 6) above Presage's smoothed trigram trained on the same text",
+    "ksr_learning_vs_presage": "Keystroke savings (N = 6) learning as typed above Presage's default set-up (with its "
+                               "learning)",
 }
 
 
@@ -116,7 +118,21 @@ def goals(res):
         out.append(_goal("int8_top1", "quality not measured", None))
         out.append(_goal("lstm_vs_ngram", "quality not measured", None))
     out.append(_ksr_goal(res.get("ksr")))
+    out.append(_ksr_learning_goal(res.get("ksr")))
     return out
+
+
+def _ksr_learning_goal(k):
+    """nextword learning as it types against Presage's default set-up (which learns the same way)."""
+    rows = (k or {}).get("rows", {})
+    mine = next((v.get("6") for name, v in rows.items() if name.startswith("nextword") and "learning" in name), None)
+    theirs = rows.get("presage-default", {}).get("6")
+    if mine is None or theirs is None:
+        why = "learning not measured" if mine is None else "Presage not measured (not installed)"
+        return _goal("ksr_learning_vs_presage", why, None)
+    a, b = mine["ksr"], theirs["ksr"]
+    return _goal("ksr_learning_vs_presage", f"nextword learning {pct(a)} vs Presage default {pct(b)} "
+                 f"({100 * (a - b):+.1f} points)", a > b)
 
 
 def _ksr_goal(k):

@@ -38,13 +38,24 @@ def measure(bundle, ev, max_words=0, ns=NS, tick=lambda label: None, use_presage
         predictor = None
         out["notes"].append(f"nextword: no predictor ({e})")
     if predictor is not None:
-        name = f"nextword ({predictor.variant.name})"
+        mixing = predictor.mixer.active
+        name = f"nextword ({predictor.variant.name}{' + n-gram' if mixing else ''})"
         recs = []
         for n in ns:
             comp = NextwordCompleter(predictor)
             recs.append(simulate(docs, comp, n, timed=True))
             tick(f"ksr nextword N={n}")
         rows[name] = _row(recs)
+        latency = comp
+        if mixing:   # the LSTM alone, for what the n-gram adds
+            alone = Predictor.load(bundle.path, variant=predictor.variant.name, mix="lstm")
+            rows[f"nextword ({predictor.variant.name}, LSTM alone)"] = _row(
+                [simulate(docs, NextwordCompleter(alone), n) for n in ns])
+            tick("ksr nextword LSTM alone")
+        learner = [simulate(docs, NextwordCompleter(predictor, learn=True), n) for n in ns]
+        rows[f"{name[:-1]}, learning as typed)"] = _row(learner)   # like Presage's default set-up learns
+        tick("ksr nextword learning")
+        comp = latency
         out["latency"] = dict(summary_us(comp.complete_seconds), n=recs[-1].n, variant=predictor.variant.name,
                               backend=predictor.package, session=comp.session is not None,
                               feed=summary_us(comp.feed_seconds), per_keystroke_with_feed=recs[-1].latency)

@@ -24,7 +24,7 @@ QUICK = ("--quick", "--repeats", "2", "--block-ms", "5", "--cold-runs", "1", "--
 RUNTIME_MEASURES = ("e2e", "bare", "tokenize", "rank", "batch1", "batch8", "batch64")
 SUMMARY = ("median", "p95", "p99", "mean", "min", "max", "iqr", "n")
 GOALS = ("vs_predict", "vs_call", "overhead", "cold", "rss", "int8_size", "int8_top1", "lstm_vs_ngram",
-         "ksr_vs_presage")
+         "ksr_vs_presage", "ksr_learning_vs_presage")
 
 
 def _positive_summary(s):
@@ -252,3 +252,16 @@ def test_ksr_goal_compares_nextword_with_presage_trigram_at_six_suggestions(mine
         rows["presage-ngram"] = {"1": {"ksr": 0.0}, "6": {"ksr": presage}}
     res["ksr"] = {"rows": rows}
     assert _verdicts(res)["ksr_vs_presage"] == expect
+
+
+@pytest.mark.parametrize("mine, presage, expect", [(0.60, 0.579, "PASS"), (0.579, 0.579, "FAIL"), (None, 0.579, "n/a"),
+                                                   (0.60, None, "n/a")])
+def test_ksr_learning_goal_compares_with_presage_default(mine, presage, expect):
+    res = _result()
+    rows = {"nextword (v)": {"6": {"ksr": 0.99}}}   # the non-learning row must not be taken for it
+    if mine is not None:
+        rows["nextword (v, learning as typed)"] = {"6": {"ksr": mine}}
+    if presage is not None:
+        rows["presage-default"] = {"6": {"ksr": presage}}
+    res["ksr"] = {"rows": rows}
+    assert _verdicts(res)["ksr_learning_vs_presage"] == expect

@@ -181,6 +181,8 @@ def test_bench_prints_a_note_when_presage_is_absent(tmp_path):
     mine = k["rows"]["nextword (" + Predictor.load(SEED_BUNDLE).variant.name + ")"]
     assert set(mine) == {"1", "3", "6"} and mine["6"]["keys_without"] == k["keys_without"]
     assert mine["6"]["ksr"] >= mine["1"]["ksr"] and k["latency"]["calls"] > 0
+    learning = next(v for name, v in k["rows"].items() if name.endswith("learning as typed)"))
+    assert learning["6"]["keys_without"] == k["keys_without"]
 
 
 def test_bench_goes_on_with_a_note_when_presage_crashes(tmp_path):
