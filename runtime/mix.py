@@ -46,14 +46,14 @@ class Mixer:
     def probs(self, z, context_ids):
         """The mixture's next-word probabilities (float32, summing to 1) for one row of LSTM logits `z`
         after `context_ids` (the ids before the next word, pre-padded or not). Only when active."""
-        q, total = self.ngram.mass(context_ids)   # the n-gram's distribution is q / total
+        q, total = self.ngram.mass(context_ids, np.float32)   # the n-gram's distribution is q / total
         if self.lstm_weight <= 0:
             return (q / total).astype(np.float32)
         e = np.array(z, dtype=np.float32)        # float32 throughout: this runs once per word typed
         e -= e.max()
         np.exp(e, out=e)
-        e *= self.lstm_weight / e.sum()
-        q *= (1.0 - self.lstm_weight) / total
+        e *= np.float32(self.lstm_weight / e.sum())
+        q *= np.float32((1.0 - self.lstm_weight) / total)
         e += q
         return e
 

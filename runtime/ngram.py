@@ -220,6 +220,7 @@ class NgramModel:
         self.discounts = plain["discounts"]
         self.pruned = plain["pruned"]
         self._unigram = plain["unigram"].astype(np.float64)
+        self._unigram32 = plain["unigram"].astype(np.float32)
         self._levels = {k: tuple(plain[f"{p}{k}"] for p in LEVEL) for k in range(2, self.order + 1)}
 
     @classmethod
@@ -315,9 +316,10 @@ class NgramModel:
             ctx[:last + 1] = [BOS] * (last + 1)
         return ctx
 
-    def mass(self, context_ids):
+    def mass(self, context_ids, dtype=np.float64):
         """(unnormalised distribution, its sum) after `context_ids`: the sums of probs without the final
-        division, for a caller that folds 1/sum into its own arithmetic (runtime/mix.py does)."""
+        division, for a caller that folds 1/sum into its own arithmetic (runtime/mix.py does, in
+        float32: half the memory traffic on the path a keyboard runs once per word)."""
         ctx = self._context_one(context_ids)
         V, n = self.vocab_size, self.order - 1
         weight, terms = 1.0, []
@@ -333,9 +335,10 @@ class NgramModel:
                 a, b = ptr[i], ptr[i + 1]
                 terms.append((word[a:b], prob[a:b], weight))
                 weight *= float(gamma[i])
-        out = self._unigram * weight
+        unigram = self._unigram if dtype == np.float64 else self._unigram32
+        out = unigram * dtype(weight)
         for words, probs, w in terms:
-            out[words] += w * probs.astype(np.float64)
+            out[words] += dtype(w) * probs.astype(dtype)
         out[BOS] = 0.0
         return out, float(out.sum())
 

@@ -125,6 +125,9 @@ def test_distributions_sum_to_one_and_never_name_padding(order):
         np.testing.assert_allclose(lm.probs(ctx), row, rtol=1e-12, atol=1e-15)
         q, total = lm.mass(ctx)
         np.testing.assert_allclose(q / total, row, rtol=1e-12, atol=1e-15)
+        q32, total32 = lm.mass(ctx, np.float32)   # the mixer's float32 path
+        assert q32.dtype == np.float32
+        np.testing.assert_allclose(q32 / total32, row, rtol=1e-5, atol=1e-9)
     # a 2-D window array (the LSTM's) means the same as the list of its rows
     windows = np.array([([0] * 6 + c)[-6:] for c in seen[:20]])
     np.testing.assert_array_equal(lm.probs_batch(windows), lm.probs_batch(seen[:20]))
