@@ -280,28 +280,30 @@ class Manifest:
                                     f"{short(theirs)}; the bundle mixes files from two exports: re-export it")
 
 
+def _file_entry(c, data, key, max_bytes):
+    """(the raw entry, {"file", "sha256", "size"}) of an optional top-level file entry, or (None, None)."""
+    entry = c.get(data, key, "dict", "manifest", optional=True)
+    if entry is None:
+        return None, None
+    name = check_file_name(c.get(entry, "file", "str", key), f"manifest.json {key}")
+    size = c.get(entry, "size", "int", key)
+    if not 0 < size <= max_bytes:
+        c.fail(f"{key}.size", f"a size from 1 to {max_bytes} bytes", size)
+    return entry, {"file": name, "sha256": _sha256(c, entry, key), "size": size}
+
+
 def _lexicon_entry(c, data):
     """The optional `lexicon` entry: {"file", "sha256", "size"} of the display forms file, or None."""
-    entry = c.get(data, "lexicon", "dict", "manifest", optional=True)
-    if entry is None:
-        return None
-    name = check_file_name(c.get(entry, "file", "str", "lexicon"), "manifest.json lexicon")
-    size = c.get(entry, "size", "int", "lexicon")
-    if not 0 < size <= MAX_LEXICON_BYTES:
-        c.fail("lexicon.size", f"a size from 1 to {MAX_LEXICON_BYTES} bytes", size)
-    return {"file": name, "sha256": _sha256(c, entry, "lexicon"), "size": size}
+    return _file_entry(c, data, "lexicon", MAX_LEXICON_BYTES)[1]
 
 
 def _ngram_entry(c, data):
-    """The optional `ngram` entry: {"file", "sha256", "size", "order"} of the n-gram model, or None.
-    Its informative "details" (what export counted and pruned) are checked for size only."""
-    entry = c.get(data, "ngram", "dict", "manifest", optional=True)
+    """The optional `ngram` entry: {"file", "sha256", "size", "order", "lstm_weight", "mix"} of the
+    n-gram model, or None. Its informative "details" (what export counted and pruned) are checked for
+    size only."""
+    entry, out = _file_entry(c, data, "ngram", MAX_NGRAM_BYTES)
     if entry is None:
         return None
-    name = check_file_name(c.get(entry, "file", "str", "ngram"), "manifest.json ngram")
-    size = c.get(entry, "size", "int", "ngram")
-    if not 0 < size <= MAX_NGRAM_BYTES:
-        c.fail("ngram.size", f"a size from 1 to {MAX_NGRAM_BYTES} bytes", size)
     order = c.get(entry, "order", "int", "ngram")
     if not 1 <= order <= MAX_NGRAM_ORDER:
         c.fail("ngram.order", f"an integer from 1 to {MAX_NGRAM_ORDER}", order)
@@ -314,8 +316,7 @@ def _ngram_entry(c, data):
         if not 0.0 <= weight <= 1.0:   # NaN fails too
             c.fail("ngram.mix.lstm_weight", "a number from 0 to 1 (the LSTM's share of the mixture)", weight)
         weight = float(weight)
-    return {"file": name, "sha256": _sha256(c, entry, "ngram"), "size": size, "order": order,
-            "lstm_weight": weight, "mix": mix}
+    return dict(out, order=order, lstm_weight=weight, mix=mix)
 
 
 def _check_shapes(c, v, vocab_size, window):

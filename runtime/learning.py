@@ -24,16 +24,9 @@ from .user_model import USER_WEIGHT, UserModel
 
 
 def iter_words(tokenizer, text, block=TAIL_BLOCK_CHARS):
-    """tokenizer.words(text) in lists of a block each (cut where the words cannot change, as
-    Tokenizer.iter_ids cuts): a book fed at once is never held as one list of words."""
-    start, total = 0, len(text)
-    while start < total:
-        cut = tokenizer._cut_after(text, start + block - 1, total) if start + block < total else None
-        cut = total if cut is None else cut
-        words = tokenizer.words(text[start:cut])
-        if words:
-            yield words
-        start = cut
+    """tokenizer.words(text) in lists of a block each (Tokenizer.iter_words): a book fed at once is
+    never held as one list of words."""
+    return tokenizer.iter_words(text, block)
 
 
 class Learning:

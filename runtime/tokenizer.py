@@ -218,15 +218,27 @@ class Tokenizer:
     def iter_ids(self, text, block=TAIL_BLOCK_CHARS):
         """text_to_ids(text) in pieces, first to last (concatenated they are exactly text_to_ids(text)):
         a long text is never held as one list of ids nor lowercased as a whole."""
+        for piece in self._blocks(text, block):
+            ids = self.text_to_ids(piece)
+            if ids:
+                yield ids
+
+    def iter_words(self, text, block=TAIL_BLOCK_CHARS):
+        """words(text) in pieces, first to last, cut as iter_ids cuts: a book is never one list of words."""
+        for piece in self._blocks(text, block):
+            words = self.words(piece)
+            if words:
+                yield words
+
+    def _blocks(self, text, block):
+        """`text` in slices of about `block` characters, cut only where the words cannot change."""
         if not isinstance(text, str):
             raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
         start, total = 0, len(text)
         while start < total:
             cut = self._cut_after(text, start + block - 1, total) if start + block < total else None
             cut = total if cut is None else cut
-            ids = self.text_to_ids(text[start:cut])
-            if ids:
-                yield ids
+            yield text[start:cut]
             start = cut
 
     # -- persistence -------------------------------------------------------------------------
