@@ -16,7 +16,7 @@ the candidates are those k plus every learnt word of the range."""
 
 import numpy as np
 
-from . import user_file
+from .user_file import check_path, load as load_user_file, save as save_user_file
 from .complete import Suggestion
 from .errors import InputError
 from .limits import MAX_WORD_CHARS, TAIL_BLOCK_CHARS
@@ -39,9 +39,9 @@ class Learning:
         self.completer = completer
         self.learn_on_feed = bool(learn)
         self.model = UserModel(self.tokenizer)
-        self.path = None if path is None else user_file.check_path(path, bundle_path)
+        self.path = None if path is None else check_path(path, bundle_path)
         if self.path is not None:
-            user_file.load(self.path, self.model)   # UserFileInvalid before any session exists
+            load_user_file(self.path, self.model)   # UserFileInvalid before any session exists
         self.prev = None          # the last word fed (a str, known to the tokenizer or not), None at a start
         self._vector = (None, None)
         self._forgotten = (None, None, None)
@@ -73,7 +73,7 @@ class Learning:
     def save(self):
         if self.path is None:
             raise InputError("this session has no user file: open it with p.session(learn=True, user_file=PATH)")
-        return user_file.save(self.path, self.model)
+        return save_user_file(self.path, self.model)
 
     # -- shared pieces -------------------------------------------------------------------------
     def user_vector(self):
