@@ -53,7 +53,8 @@ def _imports(name, path):
                 else:
                     base = child.module
                 subs = {f"{base}.{a.name}" for a in child.names} & set(MODULES)
-                targets = subs or {base}
+                # `from . import name` runs the package's __init__ too: a cycle through it is a cycle
+                targets = subs | {base} if subs and child.module is None else subs or {base}
             found.update(targets)
             if inner:
                 nested.update(t for t in targets if t.startswith("nextword"))
