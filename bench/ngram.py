@@ -13,7 +13,6 @@ estimates (three discounts per order from count-of-counts, Chen & Goodman) and t
 import numpy as np
 
 from ..export.ngram import build, contexts_before, flatten, positions
-from ..runtime.ngram import BOS  # noqa: F401 (the begin-of-document symbol: the padding id)
 
 
 def targets(docs_ids, window=None):

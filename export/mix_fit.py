@@ -26,10 +26,10 @@ def fit_lstm_weight(model, ngram_model, val_docs, window, seed=0):
     index = np.arange(n) if n <= MAX_FIT_WINDOWS else np.sort(
         np.random.default_rng(seed).choice(n, MAX_FIT_WINDOWS, replace=False))
     x, y = windows.batch(index)
-    rows = np.arange(len(y))
     p_lstm, p_ngram = np.zeros(len(y)), np.zeros(len(y))
     for i in range(0, len(y), BATCH):   # only the true next word's probability is kept: memory O(batch x V)
-        xs, ys, at = x[i:i + BATCH], y[i:i + BATCH], rows[:len(x[i:i + BATCH])]
+        xs, ys = x[i:i + BATCH], y[i:i + BATCH]
+        at = np.arange(len(ys))
         p_lstm[i:i + len(ys)] = model(xs, training=False).numpy()[at, ys]
         p_ngram[i:i + len(ys)] = ngram_model.probs_batch(xs)[at, ys]
 

@@ -70,8 +70,8 @@ def read_lexicon(model_dir, tokenizer):
 
 def build_ngram(model_dir, tokenizer, order, budget):
     """(the n-gram model of the training documents (export/ngram.py), the validation documents), or
-    None when the model folder was trained before nextword kept its training ids (a note says so; the
-    bundle then has no n-gram)."""
+    (None, []) when the model folder was trained before nextword kept its training ids (a note says
+    so; the bundle then has no n-gram)."""
     try:
         ids = train_ids.load(model_dir)
     except ValueError as e:
@@ -79,7 +79,7 @@ def build_ngram(model_dir, tokenizer, order, budget):
     if ids is None:
         log.warning("%s has no %s (trained by an older nextword): the bundle gets no n-gram model", model_dir,
                     train_ids.FILE)
-        return None
+        return None, []
     return ngram.build(ids[0], tokenizer.vocab_size, order, budget), ids[1]
 
 
@@ -116,8 +116,7 @@ def export_bundle(model_dir, out, variants=None, force=False, drop_failing=False
         raise InputError(f"{model_dir}/tokenizer.json is not a valid tokenizer ({e})") from None
     lexicon_raw = read_lexicon(model_dir, tokenizer)
     lexicon_file = lexicon.FILE if lexicon_raw is not None else None
-    built = build_ngram(model_dir, tokenizer, ngram_order, ngram_budget) if with_ngram else None
-    built, val_docs = built if built is not None else (None, [])
+    built, val_docs = build_ngram(model_dir, tokenizer, ngram_order, ngram_budget) if with_ngram else (None, [])
     windows = np.load(os.path.join(model_dir, "windows.npz"), allow_pickle=False)
     x_eval, y_eval = windows["x_eval"], windows["y_eval"]
     with open(os.path.join(model_dir, "train-report.json"), encoding="utf-8") as f:

@@ -199,9 +199,6 @@ class Predictor:
         """Softmax over the vocabulary (id 0 included, as the Keras model has it) for (B, window) ids."""
         return softmax(self.logits(windows))
 
-    def _logits_one(self, text):
-        return self._logits_ids(self._tail(text))
-
     def _logits_ids(self, ids):
         with self._lock:
             pad_window(ids, self.window, out=self._in[0])

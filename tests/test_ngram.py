@@ -412,7 +412,7 @@ def test_a_model_folder_without_training_ids_exports_without_ngram(tiny_model_di
     shutil.copytree(tiny_model_dir, old)
     os.remove(os.path.join(old, train_ids.FILE))
     tok = Tokenizer.load(os.path.join(old, "tokenizer.json"))
-    assert build_ngram(old, tok, 3, builder.DEFAULT_BUDGET) is None
+    assert build_ngram(old, tok, 3, builder.DEFAULT_BUDGET) == (None, [])
     assert "no n-gram" in caplog.text
     built, val_docs = build_ngram(tiny_model_dir, tok, 2, 10_000)
     assert built.info["order"] == 2 and len(built.data) <= 10_000
