@@ -48,6 +48,8 @@ TFLITE_MAX_BUFFERS = 1 << 17          # buffers (at most one per tensor, plus me
 TFLITE_MAX_OPERATOR_TENSORS = 4096 + 8  # inputs + outputs of one operator (UNPACK: one output per window step)
 TFLITE_MAX_METADATA = 8               # metadata entries (the exporter writes 2 or 3)
 TFLITE_MAX_METADATA_BYTES = 4096      # each metadata buffer (version strings, conversion flags)
+TFLITE_SCALE_RANGE = (1e-20, 1e8)     # a quantization scale (exports: ~1e-5 .. 0.1); kernels compute 2 x scale and
+                                      # scale ratios in float32: a 3.4e38 scale made ai-edge-litert abort (SIGABRT)
 TFLITE_MAX_RANK = 4                   # dimensions of any tensor (the exporter's are at most 3)
 TFLITE_MAX_TENSOR_BYTES = 1 << 30     # declared size of any one tensor (shape x item size)
 TFLITE_MAX_ACTIVATION_BYTES = 1 << 30  # declared sizes of all non-constant tensors together (allocated at load)

@@ -10,6 +10,9 @@ A longer campaign is the same script from the command line (see its docstring), 
 
 import random
 import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -87,6 +90,37 @@ def test_onnx_external_data_and_loop_attacks_end_in_a_typed_error(tmp_path, pack
     outcomes = {what: got[i][0] for i, what in enumerate(ONNX_ATTACKS)}
     outcomes = {w: "escape" if o == "ok" and w != "loop" else o for w, o in outcomes.items()}
     assert outcomes == {w: "typed" for w in ONNX_ATTACKS}, got
+
+
+# -- findings of the longer campaign (docs/reliability.md), kept as regression cases ------------
+# ai-edge-litert 2.3 and tflite-runtime 2.14 abort (SIGABRT in allocate_tensors) on an int8 model whose
+# quantization scale is 3.4e38: a kernel doubles it in float32 (inf). tflite-runtime's check process
+# had caught it; ai-edge-litert, which has none, died. TFLITE_SCALE_RANGE refuses it before either.
+CAMPAIGN_FINDINGS = [("1", 1111), ("1", 2807)]
+RAW_ALLOCATE = """
+import sys
+from nextword.runtime.backends import import_package
+interp = import_package(sys.argv[1]).Interpreter(model_content=sys.stdin.buffer.read())
+interp.allocate_tensors()
+print("allocated")
+"""
+
+
+@pytest.mark.parametrize("package", TFLITE_PACKAGES)
+def test_campaign_findings_abort_the_raw_interpreter_and_end_typed_here(mutator, package, tmp_path):
+    cases = []
+    for seed, index in CAMPAIGN_FINDINGS:
+        variant, data, desc = mutator.case(seed, index, "ai-edge-litert")
+        assert variant == "tflite-int8" and desc.endswith("-> 3.4e+38"), desc   # still the same mutation
+        raw = subprocess.run([sys.executable, "-c", RAW_ALLOCATE, package], input=data, capture_output=True, timeout=120)
+        assert raw.returncode == -signal.SIGABRT, (raw.returncode, raw.stdout, raw.stderr[-300:])   # control
+        folder = fb.write_case(SEED_BUNDLE, mutator.manifest, variant, data, str(tmp_path / str(index)))
+        cases.append({"index": index, "dir": folder, "window": variant, "step": None})
+    with fb.Workdir() as work:
+        got = fb.run_cases(cases, package, fb._vocab_words(SEED_BUNDLE), work.path, timeout=CASE_TIMEOUT_S)
+    for _, index in CAMPAIGN_FINDINGS:
+        outcome, detail = got[index]
+        assert outcome == "typed" and "quantization scale 3.4e+38" in detail, (index, outcome, detail[:300])
 
 
 # -- the fuzzer is deterministic and its rehashing works ----------------------------------------

@@ -18,7 +18,7 @@ Collected from artifacts/seed and from exports with window 1, 8 and 20 and vocab
 import math
 
 from ..errors import VariantUnavailable
-from ..limits import (TFLITE_MAX_ACTIVATION_BYTES, TFLITE_MAX_METADATA_BYTES, TFLITE_MAX_OPERATOR_TENSORS,
+from ..limits import (TFLITE_SCALE_RANGE, TFLITE_MAX_ACTIVATION_BYTES, TFLITE_MAX_METADATA_BYTES, TFLITE_MAX_OPERATOR_TENSORS,
                       TFLITE_MAX_RANK, TFLITE_MAX_SUBGRAPH_ENDS, TFLITE_MAX_TENSOR_BYTES)
 from .tflite_names import OPERATOR_NAMES, operator_name, type_name
 from .tflite_read import OPTION_FIELDS, read_tflite
@@ -98,9 +98,11 @@ def _check_quantization(sg, i):
                          "one zero point per tensor)")
     low, high = ZERO_POINT_RANGE.get(t.type, (1, 0))
     scale, zero = q["scale"][0], q["zero_point"][0]
-    if not low <= zero <= high or not (math.isfinite(scale) and scale > 0):
-        raise NotAllowed(f"{_tensor_label(sg, i)} has quantization scale {scale} and zero point {zero}; expected a "
-                         f"finite positive scale and a zero point the type can hold")
+    least, most = TFLITE_SCALE_RANGE
+    if not low <= zero <= high or not (math.isfinite(scale) and least <= scale <= most):
+        holds = f"{low} .. {high}" if low <= high else "none: this type carries no quantization"
+        raise NotAllowed(f"{_tensor_label(sg, i)} has quantization scale {scale:g} and zero point {zero}; expected a "
+                         f"scale in [{least:g}, {most:g}] and a zero point the type can hold ({holds})")
 
 
 def _check_tensors(model, sg):
