@@ -115,6 +115,30 @@ def test_the_mixture_is_the_weighted_sum_of_model_and_user_parts(predictor):
     assert {x.word: x.probability for x in s.complete("", MAX_COMPLETE_K)} == pytest.approx(got)
 
 
+def test_probability_is_what_top_k_lists_for_every_word(predictor, lexicon_predictor):
+    """Session.probability (perplexity with learning) agrees with top_k for model, lexicon and user-only
+    words, and is 0 for what is never suggested."""
+    for pred, text in ((predictor, "hello wickham hello how are you hello wickham is"),
+                       (lexicon_predictor, "hello elizabeth and mr darcy hello elizabeth")):
+        plain = pred.session()
+        plain.feed("hello how")
+        for w, prob in plain.top_k(1000):
+            assert plain.probability(w) == pytest.approx(prob, rel=1e-9)
+        s = pred.session(learn=True)
+        s.feed(text)
+        listed = dict(s.top_k(1000))
+        assert "wickham" in listed or "elizabeth" in listed
+        for w, prob in listed.items():
+            assert s.probability(w) == pytest.approx(prob, rel=1e-9, abs=1e-15), w
+        assert s.probability("neverseen") == 0.0
+        s.forget("hello")
+        assert "hello" not in _words(s.top_k(1000)) and s.probability("hello") == 0.0
+    with pytest.raises(InputError):
+        s.probability("two words")
+    with pytest.raises(ArgumentTypeError):
+        s.probability(3)
+
+
 def _reference(p, s, prev, prefix, k):
     """Every word (the tokenizer's but the OOV token, and every learnt word) scored by hand."""
     tok, um = p.tokenizer, s.user_model
@@ -487,15 +511,29 @@ def test_oversized_fifo_and_folder_user_files_are_refused_without_reading_them(p
 
 
 CHILD = r"""
-import sys
+import sys, time
 from nextword.runtime import Predictor
 p = Predictor.load(sys.argv[1])
 s = p.session(learn=True, user_file=sys.argv[2])
 s.learn(" ".join(f"word{i} w{i % 997}" for i in range(int(sys.argv[3]))))
+stop_at = sys.argv[4]   # an audit event of the save: the child says so and waits there to be killed
+
+
+def hook(event, args):
+    if event == stop_at:
+        print("at " + event, flush=True)
+        time.sleep(600)
+
+
+sys.addaudithook(hook)
 print("learnt", flush=True)
 s.save_user()
 print("saved", flush=True)
 """
+
+# where the kill lands, told by the save's own audit events (no clock): the temporary file made
+# and nothing written yet (os.chmod), every byte written but not yet renamed (os.rename)
+KILL_POINTS = {"os.chmod": "empty", "os.rename": "complete"}
 
 
 def test_the_user_file_is_the_old_or_the_new_after_a_sigkill_during_save(predictor, tmp_path):
@@ -504,40 +542,28 @@ def test_the_user_file_is_the_old_or_the_new_after_a_sigkill_during_save(predict
     s.feed("hello wickham")
     s.save_user()
     old = open(path, "rb").read()
-    outcomes = []
-    for trial in range(4):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, SEED_BUNDLE, path, "40000"],
+    for event, temporary in KILL_POINTS.items():
+        before = {n for n in os.listdir(tmp_path) if n.endswith(".tmp")}   # earlier kills' leftovers
+        child = subprocess.Popen([sys.executable, "-c", CHILD, SEED_BUNDLE, path, "40000", event],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "learnt"
-        deadline = time.monotonic() + 60
-        partial = None
-        while time.monotonic() < deadline:                      # a file-system event, not a clock: the
-            tmps = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]   # temporary file has bytes
-            if tmps:
-                try:
-                    size = os.stat(tmp_path / tmps[0]).st_size
-                except FileNotFoundError:
-                    continue
-                if size > 0:
-                    child.send_signal(signal.SIGKILL)
-                    partial = size
-                    break
-            if child.poll() is not None:
-                break
+        assert child.stdout.readline().strip() == "learnt", child.stderr.read()
+        assert child.stdout.readline().strip() == f"at {event}", child.stderr.read()
+        tmps = [n for n in os.listdir(tmp_path) if n.endswith(".tmp") and n not in before]
+        sizes = [os.stat(tmp_path / n).st_size for n in tmps]
+        child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
-        assert partial is not None, child.stderr.read()        # the kill landed while saving
         assert child.returncode == -signal.SIGKILL
-        now = open(path, "rb").read()
-        fresh = predictor.session(learn=True, user_file=path)  # it loads: never half a file
-        outcomes.append("old" if now == old else "new")
-        if now != old:
-            assert len(fresh.user_model) > 40_000
+        assert len(tmps) == 1 and (sizes[0] == 0) == (temporary == "empty") and sizes[0] < 10 ** 8
+        assert open(path, "rb").read() == old                  # the kill mid-save left the old file whole
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert "old" in outcomes                                    # the old file survived a kill mid-save
-    leftovers = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
-    assert leftovers                                            # the killed saves left their temporary files...
+        assert len(predictor.session(learn=True, user_file=path).user_model) == len(s.user_model)
+    # no kill: the same child saves the new file, which loads whole
+    child = subprocess.run([sys.executable, "-c", CHILD, SEED_BUNDLE, path, "40000", "none"],
+                           capture_output=True, text=True, timeout=300)
+    assert child.stdout.split() == ["learnt", "saved"], child.stderr
+    assert len(predictor.session(learn=True, user_file=path).user_model) > 40_000
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []   # the save removed the killed ones' leftovers
     s.save_user()
-    assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []   # ...which the next save removes
     assert open(path, "rb").read() == old
 
 
