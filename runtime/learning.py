@@ -153,6 +153,30 @@ class Learning:
         rows.sort(key=lambda r: (-r[0], r[1], r[2]))
         return [(w, score) for score, _, w in rows[:k]]
 
+    def probability(self, p, word):
+        """The mixed probability top_k gives `word` (a word as the tokenizer writes it), from the
+        model's distribution `p` (by id); 0.0 for a word that is never suggested."""
+        if word in self.model.forgotten:
+            return 0.0
+        blocked = self.ranking.blocklist.words if self.ranking.blocklist is not None else ()
+        if word in blocked:
+            return 0.0
+        mu = self._mu()
+        slot = self.model.slot(word)
+        pu = mu * float(self.user_vector()[slot]) if slot is not None else 0.0
+        wid = self.tokenizer.word_index.get(word, 0)
+        if 0 < wid < self.vocab_size:
+            if wid in self.ranking.never:
+                return 0.0
+            return (1.0 - mu) * float(p[wid]) + pu
+        if slot is None:
+            return 0.0
+        index = self.completer.index()
+        pos = index.position.get(word) if wid else None
+        if pos is not None and index.oov is not None:   # learnt lexicon-only word: its OOV share too
+            return (1.0 - mu) * float(p[index.oov] * index.share[pos]) + pu
+        return pu
+
     def complete(self, prefix, k, distribution, sentence_start):
         """Session.complete with the user model mixed in (Suggestions, best first)."""
         completer = self.completer

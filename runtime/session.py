@@ -261,6 +261,31 @@ class Session:
         return self.step_model.mixer.best(self.step_model.ranking, self.step_model.ranking.check(state.z),
                                           state.recent, k)
 
+    def probability(self, word):
+        """The probability this session's suggestions give `word` as the next word: the model's, mixed
+        with the bundle's n-gram and, when learning, with the user model, as top_k lists it; 0.0 for a
+        word it never suggests (padding, the OOV token, blocked, forgotten, unknown). For perplexity
+        and calibration; InputError unless `word` is one word."""
+        word = self._completer_word(word)
+        p = self._distribution()
+        if self._learning is not None and self._learning.active():
+            return self._learning.probability(p, word)
+        ranking = self.step_model.ranking
+        wid = self.step_model.tokenizer.word_index.get(word, 0)
+        if not 0 < wid < self.step_model.vocab_size or wid in ranking.never or wid in ranking.blocked():
+            return 0.0
+        return float(p[wid])
+
+    def _completer_word(self, word):
+        if not isinstance(word, str):
+            raise ArgumentTypeError(f"word must be str, got {type(word).__name__}")
+        if len(word) > 4 * MAX_WORD_CHARS:
+            raise InputError(f"expected one word of at most {MAX_WORD_CHARS} characters, got {len(word)} characters")
+        found = self.step_model.tokenizer.words(word)
+        if len(found) != 1:
+            raise InputError(f"expected one word, got {len(found)} words in {word[:60]!r}")
+        return found[0]
+
     def predict_next(self):
         """The single most likely next word (InputError if every word is blocked)."""
         best = self.top_k(1)

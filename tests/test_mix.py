@@ -126,6 +126,18 @@ def test_sessions_mix_after_the_ids_they_were_fed(bundle, package, mode):
     assert math.isclose(prob, want[p.ranking.words.index(w)], rel_tol=1e-5)
 
 
+def test_session_probability_is_the_mixture_top_k_lists(bundle, package):
+    p = Predictor.load(bundle, backend=package)
+    s = p.session()
+    for text in ("hello", "how are", "you"):
+        s.feed(text)
+        listed = dict(s.top_k(p.vocab_size))
+        assert listed, text
+        for w, prob in listed.items():
+            assert math.isclose(s.probability(w), prob, rel_tol=1e-6), (text, w)
+        assert s.probability("zzzunknown") == 0.0
+
+
 def test_a_bundle_without_ngram_behaves_exactly_as_before(package):
     p = Predictor.load(SEED_BUNDLE, backend=package)
     assert p.bundle.manifest.ngram is None and p.info()["mix"]["mode"] == "lstm"
