@@ -47,6 +47,10 @@ def parser():
                    help="keystroke savings (with --corpus): type at most the first N held-out words (default 0: all)")
     p.add_argument("--no-ksr", action="store_true",
                    help="no keystroke-savings table (nextword, the n-gram and, when installed, Presage at N = 1, 3, 6)")
+    p.add_argument("--learn-text", metavar="FILE",
+                   help="a second text, never trained on (the user's own writing): its first half of documents is "
+                        "learnt, its second typed; top-1/3, perplexity and keystroke savings (N = 6) with and without "
+                        "learning, and Presage's default set-up after the same first half when installed")
     p.add_argument("--out", metavar="DIR", help="output folder (default: bench-results/<bundle name>)")
     p.add_argument("--repeats", type=int, metavar="N", help="interleaved timing rounds (default 10; --quick 3)")
     p.add_argument("--block-ms", type=float, metavar="MS", help="target length of one block of calls (default 100; --quick 20)")
@@ -82,6 +86,8 @@ def body(args, argv):
         raise InputError(f"--heldout-fraction must be between 0 and 1, got {args.heldout_fraction}")
     if args.keras and not os.path.isdir(args.keras):
         raise InputError(f"--keras {args.keras} is not a folder (expected a model folder from nextword-train)")
+    if args.learn_text and not os.path.isfile(args.learn_text):
+        raise InputError(f"--learn-text {args.learn_text} is not a file (expected a UTF-8 text)")
     Bundle.open(args.bundle)  # a bad bundle is one line before anything starts
     name = os.path.basename(os.path.normpath(args.bundle))
     opt = Options(
@@ -92,7 +98,7 @@ def body(args, argv):
         block_seconds=(args.block_ms or (20 if args.quick else 100)) / 1e3,
         keras_min_calls=3 if args.quick else 5, cold_runs=args.cold_runs or (2 if args.quick else 5),
         quick=args.quick, ksr=not args.no_ksr, ksr_words=args.ksr_words, scaling=args.scaling,
-        scaling_cache=args.scaling_cache, charts=not args.no_charts,
+        scaling_cache=args.scaling_cache, charts=not args.no_charts, learn_text=args.learn_text,
         command=" ".join([PROG] + [shlex.quote(a) for a in argv]))
     if args.keras:
         if not python_has(args.keras_python, "tensorflow"):

@@ -15,6 +15,8 @@ GOAL_TEXT = {
     "ksr_vs_presage": "Keystroke savings (N = 6) above Presage's smoothed trigram trained on the same text",
     "ksr_learning_vs_presage": "Keystroke savings (N = 6) learning as typed above Presage's default set-up (with its "
                                "learning)",
+    "ksr_user_text_vs_presage": "On a second text: keystroke savings (N = 6) after learning its first half above "
+                                "Presage's default set-up after the same first half",
 }
 
 
@@ -119,7 +121,22 @@ def goals(res):
         out.append(_goal("lstm_vs_ngram", "quality not measured", None))
     out.append(_ksr_goal(res.get("ksr")))
     out.append(_ksr_learning_goal(res.get("ksr")))
+    if res.get("learning"):
+        out.append(_user_text_goal(res["learning"]))
     return out
+
+
+def _user_text_goal(le):
+    """The learning section's "+ learning" row against Presage's "first half learnt" (same text, same run)."""
+    rows = le.get("rows", {})
+    mine = next((v for name, v in rows.items() if name.endswith("+ learning")), None)
+    theirs = rows.get("presage-default, first half learnt")
+    if mine is None or theirs is None:
+        why = "learning not measured" if mine is None else "Presage not measured (not installed)"
+        return _goal("ksr_user_text_vs_presage", why, None)
+    a, b = mine["ksr"], theirs["ksr"]
+    return _goal("ksr_user_text_vs_presage", f"nextword {pct(a)} vs Presage default {pct(b)} ({100 * (a - b):+.1f} "
+                 f"points) on {le['text']['name']}", a > b)
 
 
 def _ksr_learning_goal(k):

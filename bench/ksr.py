@@ -181,10 +181,10 @@ class NextwordCompleter:
     tokenizer's form, as the held-out words are). Times every `complete` call and every `feed`
     apart (`complete_seconds`, `feed_seconds`), so the per-keystroke figure is the API's alone."""
 
-    def __init__(self, predictor, learn=False):
+    def __init__(self, predictor, learn=False, user_file=None):
         self.predictor = predictor
         try:   # learn=True: the session learns every word as it is typed (runtime/user_model.py)
-            self.session = predictor.session(learn=learn)
+            self.session = predictor.session(learn=learn, user_file=user_file)
         except Exception:   # no step variant: the window path, whole text per call
             self.session = None
         self._context = None

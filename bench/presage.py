@@ -156,11 +156,13 @@ def parse_result(stdout):
             "words_suggested_before_first_letter": ks - 1}   # ks counts only those selections, from 1
 
 
-def simulate(tools, setup, db, test_path, n, folder, verbose=False, timeout=TIMEOUT, repeat=True):
-    """One presage_simulator run; returns parse_result(...) (+ "stdout" bytes when verbose)."""
-    user_db = os.path.join(folder, f"user-{setup}-{n}.db")
-    if os.path.exists(user_db):
-        os.unlink(user_db)
+def simulate(tools, setup, db, test_path, n, folder, verbose=False, timeout=TIMEOUT, repeat=True, user_db=None):
+    """One presage_simulator run; returns parse_result(...) (+ "stdout" bytes when verbose). The user
+    database is a fresh file, or `user_db` as an earlier run left it (what that run learnt)."""
+    if user_db is None:
+        user_db = os.path.join(folder, f"user-{setup}-{n}.db")
+        if os.path.exists(user_db):
+            os.unlink(user_db)
     cfg = os.path.join(folder, f"{setup}-{n}.xml")
     with open(cfg, "w", encoding="utf-8") as f:
         f.write(config_xml(setup, db, n, user_db, repeat))
@@ -205,6 +207,37 @@ def run(train_docs, heldout_docs, ns=(1, 3, 6), setups=SETUPS, tools=None, folde
     out = {"status": "ok", "rows": rows, "tools": tools, "keys_without": keys_without,
            "overflow_characters": encoder.overflow}
     if any(not r["keys_match"] for s in rows.values() for r in s.values()):
+        out["note"] = (f"Presage counted a different number of keys without prediction than the simulator "
+                       f"({keys_without}): it split some words differently")
+    return out
+
+
+def run_learnt(train_docs, learn_docs, test_docs, n=6, tools=None, folder=None):
+    """The learning section's Presage rows (bench/learning_bench.py), all typing `test_docs` at N = n:
+    "presage-ngram"; "presage-default, learning as typed" (a fresh user database); "presage-default,
+    first half learnt": its simulator first types `learn_docs` into a user database, then `test_docs`
+    with that database (what it learnt from the user's earlier text)."""
+    tools = tools or find_tools()
+    if tools is None:
+        return {"status": "absent", "note": "Presage is not installed (apt-get install presage libpresage-data): "
+                                            "no Presage rows"}
+    keys_without = sum(len(w) + 1 for d in test_docs for w in d)
+    encoder = Encoder(list(train_docs) + list(learn_docs) + list(test_docs))
+    with tempfile.TemporaryDirectory(prefix="nextword-presage-", dir=folder) as tmp:
+        db = build_database(tools, train_docs, encoder, tmp)
+        learn, test = os.path.join(tmp, "learn.txt"), os.path.join(tmp, "test.txt")
+        write_test(learn_docs, encoder, learn)
+        write_test(test_docs, encoder, test)
+        rows = {"presage-ngram": simulate(tools, "presage-ngram", db, test, n, tmp),
+                "presage-default, learning as typed": simulate(tools, "presage-default", db, test, n, tmp)}
+        user_db = os.path.join(tmp, "user-learnt.db")
+        simulate(tools, "presage-default", db, learn, n, tmp, user_db=user_db)
+        rows["presage-default, first half learnt"] = simulate(tools, "presage-default", db, test, n, tmp,
+                                                              user_db=user_db)
+    for r in rows.values():
+        r["keys_match"] = r["kn"] == keys_without
+    out = {"status": "ok", "rows": rows, "keys_without": keys_without}
+    if any(not r["keys_match"] for r in rows.values()):
         out["note"] = (f"Presage counted a different number of keys without prediction than the simulator "
                        f"({keys_without}): it split some words differently")
     return out

@@ -30,7 +30,8 @@ def markdown(res, charts=()):
               table(["goal", "measured", "status", "detail"],
                     [[g["text"], g["figure"], f"**{g['status']}**", g["detail"]] for g in res["goals"]]), ""]
     parts += latency_section(res) + throughput_section(res) + cold_section(res) + size_section(res)
-    parts += quality_section(res) + ksr_section(res) + scaling_section(res) + streaming_section(res)
+    parts += quality_section(res) + ksr_section(res) + learning_section(res) + scaling_section(res)
+    parts += streaming_section(res)
     if charts:
         parts += ["## Charts", ""] + [f"![{c}]({c})" for c in charts] + [""]
     return "\n".join(parts)
@@ -132,6 +133,27 @@ def quality_section(res):
                      size(c.get("size_bytes")), c["n"]])
     out += [table(["column", "top-1", "top-3", "top-5", "perplexity", "size", "windows"], body), ""]
     return out + training_lines(q.get("training"))
+
+
+def learning_section(res):
+    """Learning on a second text (bench/learning_bench.py): one row per system."""
+    le = res.get("learning")
+    if not le:
+        return []
+    out = ["## Learning from the user: a second text, read twice", ""]
+    if le.get("status") != "ok":
+        return out + [f"Not measured: {le.get('note', le.get('status'))}.", ""]
+    t = le["text"]
+    out += [f"The text `{t['name']}` ({t['bytes']:,} bytes, never trained on), cut by {t['unit']}s in two halves: "
+            f"the first ({t['documents']['learnt']} documents, {t['words']['learnt']:,} words) is learnt, the second "
+            f"({t['documents']['typed']} documents, {t['words']['typed']:,} words) is typed. Top-1/3 over every typed "
+            "word, perplexity over the typed words the model knows, keystroke savings at N = "
+            f"{le['n']} (bench/learning_bench.py).", ""]
+    body = [[name, pct(r["top1"]) if "top1" in r else "", pct(r["top3"]) if "top3" in r else "",
+             f"{r['ppl']:.1f}" if r.get("ppl") else "", pct(r["ksr"])] for name, r in le["rows"].items()]
+    out += [table(["system", "top-1", "top-3", "perplexity", f"KSR (N = {le['n']})"], body), ""]
+    out += [f"Note: {n}" for n in le.get("notes", [])]
+    return out + ([""] if le.get("notes") else [])
 
 
 def ksr_section(res):
@@ -256,6 +278,12 @@ def console(res):
         lines.append(f"KSR {name:36s} " + "  ".join(f"N={n} {pct(r['ksr'])}" for n, r in by_n.items()))
     for note in ks.get("notes") or ([ks["note"]] if ks.get("note") else []):
         lines.append(f"KSR: {note}")
+    le = res.get("learning") or {}
+    for name, r in (le.get("rows") or {}).items():
+        extra = f"top-1 {pct(r['top1'])}  top-3 {pct(r['top3'])}  " if "top1" in r else ""
+        lines.append(f"learning {name:36s} {extra}KSR N={le['n']} {pct(r['ksr'])}")
+    if le.get("status") not in (None, "ok"):
+        lines.append(f"learning: {le.get('note', le.get('status'))}")
     for k, v in (res.get("cold_start") or {}).items():
         lines.append(f"cold {k:35s} {v['wall_seconds']['median']:.3f} s  {v['peak_rss_mb']['median']:.0f} MB")
     lines.append("")

@@ -22,7 +22,7 @@ from nextword.runtime.errors import BackendUnavailable, InputError, NextwordErro
 from nextword.runtime.predictor import Predictor
 from nextword.runtime.windowing import pad_windows
 
-from . import charts as charts_mod, children, goals, ksr_bench, machine, quality, report, scaling, timing
+from . import charts as charts_mod, children, goals, ksr_bench, learning_bench, machine, quality, report, scaling, timing
 from .streaming import streaming_costs, streaming_quality
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class Options:
     command: str = ""
     ksr: bool = True
     ksr_words: int = 0          # cap on the held-out words typed by the KSR simulation (0: all)
+    learn_text: str = None      # a second text for the learning section (bench/learning_bench.py)
 
 
 def _eval_data(opt, bundle, report_):
@@ -305,6 +306,10 @@ def run(opt, tick=lambda label: None):
                 s.close()
     if opt.ksr:
         res["ksr"] = ksr_bench.measure(bundle, ev, opt.ksr_words, tick=tick)
+    if opt.learn_text:
+        unit = opt.unit or ((report_ or {}).get("config", {}).get("unit")) or "line"
+        res["learning"] = learning_bench.measure(bundle.path, opt.learn_text, unit, ev.train_words if ev else None,
+                                                 tick=tick)
     here = available_packages()
     legacy_ok = bool(opt.legacy_python) and children.python_has(opt.legacy_python, "tflite_runtime")
     res["cold_start"], failed = _cold_starts(opt, bundle, here, legacy_ok, texts[0], keras_ok, tick)
