@@ -67,10 +67,25 @@ class Mixer:
         return np.log(e, out=e)
 
     def best(self, ranking, z, context_ids, k):
-        """ranking.best of the mixture (no log and exp round trip), or of `z` when not mixing."""
+        """ranking.best of the mixture, or of `z` when not mixing. The path a keyboard runs once per
+        word: the LSTM's exp(z - max) is left unnormalised (sum s) and the n-gram added in at the
+        matching scale, (1 - w) / w * s, so the row sums to s / w and only the k winners are divided."""
         if not self.active:
             return ranking.best(z, k)
-        return ranking.best_probs(self.probs(z, context_ids), k)
+        w = self.lstm_weight
+        if w <= 0:
+            e = np.zeros(len(z), dtype=np.float32)
+            self.ngram.add_into(e, context_ids, 1.0)
+            return ranking.best_weights(e, 1.0, k)
+        e = np.array(z, dtype=np.float32)
+        top, low = e.max(), e.min()
+        if not (np.isfinite(top) and np.isfinite(low)):
+            return ranking.best_probs(e, k)   # its ModelError: non-finite scores
+        e -= top
+        np.exp(e, out=e)
+        s = float(e.sum())
+        self.ngram.add_into(e, context_ids, (1.0 - w) / w * s)
+        return ranking.best_weights(e, s / w, k)
 
     def describe(self):
         """One line for describe(): what the suggestions are made of."""

@@ -222,6 +222,11 @@ class NgramModel:
         self._unigram = plain["unigram"].astype(np.float64)
         self._unigram32 = plain["unigram"].astype(np.float32)
         self._levels = {k: tuple(plain[f"{p}{k}"] for p in LEVEL) for k in range(2, self.order + 1)}
+        self._unisum = float(self._unigram.sum())
+        self._rowsums = {}   # per level, each context's stored probabilities summed (add_into's total)
+        for k, (_, ptr, _, _, prob) in self._levels.items():
+            cum = np.concatenate([[0.0], np.cumsum(prob, dtype=np.float64)])
+            self._rowsums[k] = cum[ptr[1:]] - cum[ptr[:-1]]
 
     @classmethod
     def from_bytes(cls, data, where=FILE, vocab_size=None):
@@ -341,6 +346,33 @@ class NgramModel:
             out[words] += dtype(w) * probs.astype(dtype)
         out[BOS] = 0.0
         return out, float(out.sum())
+
+    def add_into(self, e, context_ids, share):
+        """e += share * probs(context_ids), in place, for a float32 row `e` (runtime/mix.py's ranking
+        path): the sum that probs() divides by comes from per-context sums made at load, so the
+        vocabulary is walked twice (one scaled unigram, one add) instead of five times."""
+        ctx = self._context_one(context_ids)
+        V, n = self.vocab_size, self.order - 1
+        weight, terms, total = 1.0, [], 0.0
+        for k in range(self.order, 1, -1):
+            keys, ptr, gamma, word, prob = self._levels[k]
+            if not len(keys):
+                continue
+            h = 0
+            for col in range(n - (k - 1), n):
+                h = h * V + ctx[col]
+            i = int(np.searchsorted(keys, h))
+            if i < len(keys) and keys[i] == h:
+                a, b = ptr[i], ptr[i + 1]
+                terms.append((word[a:b], prob[a:b], weight))
+                total += weight * float(self._rowsums[k][i])
+                weight *= float(gamma[i])
+        total += weight * self._unisum
+        c = share / total
+        e += self._unigram32 * np.float32(weight * c)
+        for words, probs, w in terms:
+            e[words] += probs * np.float32(w * c)
+        return e
 
     def probs(self, context_ids):
         """(V,) next-word distribution after `context_ids` (the last order-1 ids count; shorter ones

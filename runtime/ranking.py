@@ -80,6 +80,11 @@ class Ranking:
             raise non_finite(self.source)
         return self._select(e, 1.0, k)
 
+    def best_weights(self, e, total, k):
+        """Top-k (word, e / total) from a scratch row of finite non-negative weights summing to `total`
+        (overwritten): the mixture's ranking (runtime/mix.py), which scales only the k it returns."""
+        return self._select(e, total, k)
+
     def _select(self, e, total, k):
         """The k largest of `e` (a scratch row of non-negative weights summing to `total`), never
         padding, the OOV token or a blocked word, as (word, e / total), best first."""

@@ -128,6 +128,8 @@ def test_distributions_sum_to_one_and_never_name_padding(order):
         q32, total32 = lm.mass(ctx, np.float32)   # the mixer's float32 path
         assert q32.dtype == np.float32
         np.testing.assert_allclose(q32 / total32, row, rtol=1e-5, atol=1e-9)
+        base = np.linspace(0, 1, 30, dtype=np.float32)           # the ranking path: added in place, scaled
+        np.testing.assert_allclose(lm.add_into(base.copy(), ctx, 2.5), base + 2.5 * row, rtol=1e-5, atol=1e-7)
     # a 2-D window array (the LSTM's) means the same as the list of its rows
     windows = np.array([([0] * 6 + c)[-6:] for c in seen[:20]])
     np.testing.assert_array_equal(lm.probs_batch(windows), lm.probs_batch(seen[:20]))
