@@ -203,7 +203,7 @@ def test_lexicon_build_takes_the_streamed_documents(tree):
     files = sources.expand([str(tree)])
     tok = Tokenizer()
     sources.fit_vocabulary(files, "paragraph", tok, 0.2, 0.2)
-    streamed = lexicon.build((d for _, _, d in sources.split_documents(files, "paragraph", ("train", "val"), 0.2, 0.2)), tok)
+    streamed = lexicon.build((d for _, _, d in sources.documents_in(files, "paragraph", ("train", "val"), 0.2, 0.2)), tok)
     held = lexicon.build(_fitted_documents(files, "paragraph", 0.2, 0.2), tok)
     assert streamed == held and streamed.forms.get("elizabeth") == "Elizabeth"
 
@@ -257,6 +257,8 @@ def test_chunk_dataset_makes_exactly_the_chunks_of_chunks(fitted, shards, monkey
         part = _rows(ds)
         assert part[0].dtype == np.int32 and part[2].dtype == np.float32 and part[0].shape[1] == L
         sizes.append(len(part[0]))
+        assert stream_data.count_chunks(files, "paragraph", tok, L, S, val_split=0.2, test_split=0.1,
+                                        num_shards=shards, shard_index=index) == len(part[0])
         got += _multiset(*part)
     assert got == _multiset(x, y, w)
     assert min(sizes) > 0

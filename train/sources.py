@@ -180,7 +180,7 @@ def _open(path):
         raise CorpusError(f"cannot read {path}: {e.strerror}") from None
 
 
-def split_documents(files, unit, splits, val_split, test_split, keys=None):
+def documents_in(files, unit, splits, val_split, test_split, keys=None):
     """(file number, document number, text) of every document of `files` whose split (split_of) is in
     `splits`, in file order then document order: what fit_vocabulary fits on when splits is
     ("train", "val"), and what lexicon.build can take (it makes one pass over an iterable)."""

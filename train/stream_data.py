@@ -48,6 +48,14 @@ def file_chunks(path, key, unit, tokenizer, chunk_length, chunk_stride, split, v
                 records=(1, 0)):
     """(x, y, w) blocks of at most ROWS_PER_ELEMENT rows: the chunks Chunks makes for each document of
     `path` in `split` (and in this shard's records), in document order. Pure Python and numpy."""
+    for group in _groups(path, key, unit, tokenizer, split, val_split, test_split, records):
+        chunks = Chunks(group, chunk_length, chunk_stride)
+        for start in range(0, len(chunks), ROWS_PER_ELEMENT):
+            yield chunks.batch(np.arange(start, min(start + ROWS_PER_ELEMENT, len(chunks))))
+
+
+def _groups(path, key, unit, tokenizer, split, val_split, test_split, records):
+    """Token ids of the file's documents in `split` and these records, about GROUP_TOKENS at a time."""
     modulus, remainder = records
     group, tokens = [], 0
     for number, doc in enumerate(iter_documents(path, unit)):
@@ -59,16 +67,23 @@ def file_chunks(path, key, unit, tokenizer, chunk_length, chunk_stride, split, v
         group.append(ids)
         tokens += len(ids)
         if tokens >= GROUP_TOKENS:
-            yield from _rows(group, chunk_length, chunk_stride)
+            yield group
             group, tokens = [], 0
     if group:
-        yield from _rows(group, chunk_length, chunk_stride)
+        yield group
 
 
-def _rows(group, length, stride):
-    chunks = Chunks(group, length, stride)
-    for start in range(0, len(chunks), ROWS_PER_ELEMENT):
-        yield chunks.batch(np.arange(start, min(start + ROWS_PER_ELEMENT, len(chunks))))
+def count_chunks(files, unit, tokenizer, chunk_length, chunk_stride, *, split="train", val_split, test_split,
+                 num_shards=1, shard_index=0):
+    """How many chunks chunk_dataset yields for this shard and split (before max_chunks): one pass that
+    tokenizes the shard, without TensorFlow. Workers that must run the same number of steps can agree
+    on the smallest count (max_chunks)."""
+    check_splits(val_split, test_split)
+    keys = file_keys(files)
+    mine, records = shard_plan(len(files), num_shards, shard_index)
+    return sum(len(Chunks(group, chunk_length, chunk_stride))
+               for i in mine for group in _groups(files[i], keys[i], unit, tokenizer, split, val_split, test_split,
+                                                  records))
 
 
 def epoch_seed(seed, epoch, salt=0):
