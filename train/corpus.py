@@ -86,20 +86,42 @@ def read_text(path):
 def split_documents(text, unit):
     """line: every non-blank line is a document. paragraph: blank lines separate documents and the
     lines of one paragraph are joined with spaces (for hard-wrapped prose)."""
+    return list(split_lines(text.splitlines(), unit))
+
+
+def split_lines(lines, unit, max_chars=None, name="text"):
+    """split_documents over an iterable of lines (without their line breaks), one document at a time:
+    a streamed file (train.sources) gets exactly the documents its whole text would. With max_chars,
+    a document longer than that is a CorpusError naming `name` and the line it starts on (memory
+    stays bounded by one document)."""
+    if unit not in UNITS:
+        raise CorpusError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
     if unit == "line":
-        return [line for line in text.splitlines() if line.strip()]
-    if unit == "paragraph":
-        docs, current = [], []
-        for line in text.splitlines():
+        for number, line in enumerate(lines, 1):
             if line.strip():
-                current.append(line.strip())
-            elif current:
-                docs.append(" ".join(current))
-                current = []
-        if current:
-            docs.append(" ".join(current))
-        return docs
-    raise CorpusError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+                if max_chars is not None and len(line) > max_chars:
+                    raise _too_long(name, number, max_chars, "break the line")
+                yield line
+        return
+    current, size, first = [], 0, 0
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            if not current:
+                first = number
+            current.append(line.strip())
+            size += len(current[-1]) + 1
+            if max_chars is not None and size - 1 > max_chars:
+                raise _too_long(name, first, max_chars, "split it with blank lines or use --unit line")
+        elif current:
+            yield " ".join(current)
+            current, size = [], 0
+    if current:
+        yield " ".join(current)
+
+
+def _too_long(name, line, max_chars, hint):
+    return CorpusError(f"{name}: the document starting at line {line} is longer than {max_chars} characters "
+                       f"(the bound on one document); {hint}")
 
 
 def read_corpus(paths=None, unit="line"):
