@@ -4,12 +4,13 @@ with train.corpus and builds train.examples.Chunks in memory (memory O(corpus));
 contract that matters to the loop: the rows of Chunks, in an order fixed by (seed, epoch), dealt to
 shards round-robin, so N shards of a global batch hold exactly the rows one shard would.
 
-Split: a document goes to test / validation / train by a hash of its text (split_of), not by its
-position as train.fit does."""
+Split: a document goes to test / validation / train by a hash of its key (file key, number in the
+file), not by its position as train.fit does: the rule train.sources has."""
 
 import functools
 import glob
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -18,7 +19,6 @@ from .corpus import CorpusError, corpus_files, read_text, split_documents
 from .examples import Chunks
 from .quiet_tf import import_tensorflow
 
-HASH_BUCKETS = 1 << 32
 MAX_CACHED = 4          # built Chunks kept between epochs (one per split and settings)
 
 
@@ -42,57 +42,65 @@ def iter_documents(path, unit):
     yield from split_documents(text, unit)
 
 
+def file_keys(files):
+    """Each file's path relative to the files' common folder: the first part of a document's key."""
+    if not files:
+        return []
+    absolute = [os.path.abspath(f) for f in files]
+    root = os.path.commonpath([os.path.dirname(a) for a in absolute])
+    return [os.path.relpath(a, root).replace(os.sep, "/") for a in absolute]
+
+
 def split_of(key, val_split, test_split):
-    """"train", "val" or "test" for a document, from a hash of `key`: stable across runs and workers."""
-    h = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big") % HASH_BUCKETS
-    u = h / HASH_BUCKETS
+    """"train", "val" or "test" for the document with key (file key, number), from a hash of the key."""
+    raw = json.dumps(list(key), ensure_ascii=False) if isinstance(key, (tuple, list)) else str(key)
+    u = int.from_bytes(hashlib.blake2b(raw.encode("utf-8"), digest_size=8).digest(), "big") / 2.0 ** 64
     if u < test_split:
         return "test"
-    if u < test_split + val_split * (1 - test_split):
+    if u < test_split + val_split:
         return "val"
     return "train"
 
 
-def documents(files, unit, split, val_split, test_split):
-    for path in files:
-        for doc in iter_documents(path, unit):
-            if split is None or split_of(doc, val_split, test_split) == split:
-                yield doc
+def documents_in(files, unit, splits, val_split, test_split):
+    """(file number, document number, text) of the documents whose split is in `splits`."""
+    keys = file_keys(files)
+    for i, path in enumerate(files):
+        for number, doc in enumerate(iter_documents(path, unit)):
+            if split_of((keys[i], number), val_split, test_split) in splits:
+                yield i, number, doc
 
 
 def fit_vocabulary(files, unit, tokenizer, val_split, test_split, sample_bytes=None):
-    """Fit `tokenizer` on the train and validation documents (never test) in one pass; returns the
-    counts train.defaults chooses from (train.defaults.CorpusStats fields) and the corpus fingerprint."""
-    whole, size, n_files = hashlib.sha256(), 0, []
-    lengths = []
-    for path in files:
-        data, _ = read_text(path)
-        whole.update(hashlib.sha256(data).digest())
-        size += len(data)
-        n_files.append({"path": os.path.abspath(path), "bytes": len(data)})
-    docs = [d for d in documents(files, unit, None, val_split, test_split)
-            if split_of(d, val_split, test_split) != "test"]
-    tokenizer.fit_on_texts(docs)
-    for d in docs:
-        lengths.append(len(tokenizer.words(d)))
-    counts = sorted(tokenizer.word_counts.values(), reverse=True)
-    total, running, cover = sum(counts), 0, len(counts)
-    for i, c in enumerate(counts):
-        running += c
-        if running >= 0.98 * total:
-            cover = i + 1
-            break
-    lengths.sort()
-    return {"tokens": total, "distinct": len(counts), "documents": len(docs), "coverage_words": cover,
-            "doc_length_p90": lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))] if lengths else 0,
-            "sha256": whole.hexdigest(), "bytes": size, "files": n_files, "sampled": False}
+    """Fit `tokenizer` on the train and validation documents (never test); returns counts."""
+    documents = {"train": 0, "val": 0, "test": 0}
+    keys = file_keys(files)
+
+    def fitted():
+        for i, path in enumerate(files):
+            for number, doc in enumerate(iter_documents(path, unit)):
+                split = split_of((keys[i], number), val_split, test_split)
+                documents[split] += 1
+                if split != "test":
+                    yield doc
+
+    before = sum(tokenizer.word_counts.values())
+    tokenizer.fit_on_texts(fitted())
+    return {"files": len(files), "bytes": sum(os.path.getsize(f) for f in files), "documents": documents,
+            "tokens": sum(tokenizer.word_counts.values()) - before, "sampled": False}
+
+
+def count_chunks(files, unit, tokenizer, chunk_length, chunk_stride, *, split="train", val_split, test_split,
+                 num_shards=1, shard_index=0):
+    n = len(_chunks(tuple(files), unit, tokenizer.to_json(), chunk_length, chunk_stride, split, val_split, test_split))
+    return len(range(shard_index, n, num_shards))
 
 
 @functools.lru_cache(maxsize=MAX_CACHED)
 def _chunks(files, unit, tokenizer_json, chunk_length, chunk_stride, split, val_split, test_split):
     from nextword.runtime.tokenizer import Tokenizer
     tokenizer = Tokenizer.from_json(tokenizer_json)
-    ids = tokenizer.texts_to_sequences(list(documents(files, unit, split, val_split, test_split)))
+    ids = tokenizer.texts_to_sequences([d for _, _, d in documents_in(files, unit, (split,), val_split, test_split)])
     return Chunks(ids, chunk_length, chunk_stride)
 
 

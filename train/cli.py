@@ -154,7 +154,8 @@ def body(args, argv):
                                          on_defaults=print_defaults, resume=args.resume)
     model.summary(print_fn=lambda line, **_: print(line))
     c, acc = report["corpus"], report["train_accuracy"]
-    print(f"corpus      {c['name']} ({c['bytes']:,} bytes, {c['documents']:,} {c['unit']}s, sha256 {c['sha256'][:12]}…)")
+    docs = sum(c["documents"].values()) if isinstance(c["documents"], dict) else c["documents"]
+    print(f"corpus      {c['name']} ({c['bytes']:,} bytes, {docs:,} {c['unit']}s, sha256 {c['sha256'][:12]}…)")
     examples = (f"{report['windows']:,} windows of {report['window']}" if report["windows"] is not None else
                 f"{report['examples']:,} chunks of {report['config']['chunk_length']}, window {report['window']}")
     print(f"vocabulary  {report['vocab_size']:,} ids (of {report['words_seen']:,} words seen); {examples}")

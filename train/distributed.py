@@ -11,6 +11,7 @@ replicas' gradients are summed: one worker and N workers take the same step for 
 batch. TF_CONFIG is read and checked before TensorFlow starts (a malformed one is one line, exit 2).
 The backup (class Backup) lets a restarted job go on from its last saved step."""
 
+import hashlib
 import json
 import logging
 import os
@@ -109,6 +110,7 @@ BACKUP_EVERY = 100          # steps between two backups (and one at every epoch 
 MAX_VAL_CHUNKS = 1024       # validation chunks scored after every epoch (x L targets each)
 MAX_HELDOUT_DOCS = 2000     # test documents read for the held-out figures and windows.npz
 MAX_CALIB_DOCS = 500        # training documents read for the calibration windows
+MAX_STATS_DOCS = 10_000     # documents whose lengths choose the default window
 MAX_TRAIN_IDS_TOKENS = 5_000_000   # train-ids.npz (export's n-gram) only up to this many tokens (~20 MB)
 META_FILE = "meta.json"     # the run a backup belongs to, written before its first checkpoint
 SPLITS = {"val_split": defaults.VAL_SPLIT, "test_split": defaults.TEST_SPLIT}
@@ -150,7 +152,8 @@ def settle(cfg, files):
             chosen[name] = {"value": value, "why": f"{value:.0%} of the documents, picked by a hash of their text"}
     tokenizer = Tokenizer(oov_token=cfg.oov_token or defaults.OOV_TOKEN, lower=cfg.lower, filters=cfg.filters)
     stats = data.fit_vocabulary(files, cfg.unit, tokenizer, out.val_split, out.test_split)
-    corpus_stats = defaults.CorpusStats(**{k: stats[k] for k in defaults.CorpusStats.__dataclass_fields__})
+    stats["sha256"] = _fingerprint(files, tokenizer)
+    corpus_stats = _corpus_stats(files, cfg, out, tokenizer)
     chosen = choose_settings(out, {**given, "oov_token": tokenizer.oov_token}, corpus_stats, chosen)
     out.oov_token = tokenizer.oov_token
     shape_objective(out)
@@ -159,13 +162,40 @@ def settle(cfg, files):
     return out, chosen, tokenizer, stats
 
 
-def _documents(files, unit, split, cfg, limit):
+def _documents(files, unit, splits, cfg, limit):
+    """The first `limit` documents of `splits` (a bounded sample in corpus order)."""
     docs = []
-    for d in data.documents(files, unit, split, cfg.val_split, cfg.test_split):
+    for _, _, d in data.documents_in(files, unit, splits, cfg.val_split, cfg.test_split):
         if len(docs) >= limit:
             break
         docs.append(d)
     return docs
+
+
+def _corpus_stats(files, cfg, out, tokenizer):
+    """train.defaults' statistics: word counts from the fitted tokenizer (train + validation documents),
+    the document-length percentile from the first MAX_STATS_DOCS of them."""
+    counts = sorted(tokenizer.word_counts.values(), reverse=True)
+    total, running, cover = sum(counts), 0, len(counts)
+    for i, c in enumerate(counts):
+        running += c
+        if running >= defaults.VOCAB_COVERAGE * total:
+            cover = i + 1
+            break
+    lengths = sorted(len(tokenizer.words(d)) for d in _documents(files, cfg.unit, ("train", "val"), out,
+                                                                  MAX_STATS_DOCS))
+    p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))] if lengths else 0
+    return defaults.CorpusStats(total, len(counts), tokenizer.document_count, cover, p90)
+
+
+def _fingerprint(files, tokenizer):
+    """What a backup must match: the files (names, sizes) and the words counted in them. Not a hash of
+    every byte (that would be a second pass over a corpus of gigabytes)."""
+    h = hashlib.sha256()
+    for path in files:
+        h.update(f"{os.path.basename(path)}\0{os.path.getsize(path)}\0".encode("utf-8", "surrogatepass"))
+    h.update(json.dumps(sorted(tokenizer.word_counts.items()), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def _train_ids(files, cfg, tokenizer):
@@ -173,7 +203,7 @@ def _train_ids(files, cfg, tokenizer):
     parts, total = [], 0
     for split in ("train", "val"):
         ids = []
-        for d in data.documents(files, cfg.unit, split, cfg.val_split, cfg.test_split):
+        for _, _, d in data.documents_in(files, cfg.unit, (split,), cfg.val_split, cfg.test_split):
             ids.append(tokenizer.text_to_ids(d))
             total += len(ids[-1])
             if total > MAX_TRAIN_IDS_TOKENS:
@@ -185,10 +215,9 @@ def _train_ids(files, cfg, tokenizer):
 
 
 def count_chunks(files, cfg, tokenizer):
-    """Training chunks in the corpus (one pass): every worker needs the same number of steps."""
-    ds = data.chunk_dataset(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride, 4096, split="train",
-                            val_split=cfg.val_split, test_split=cfg.test_split, seed=cfg.seed, epoch=0)
-    return int(sum(int(x.shape[0]) for x, _, _ in ds))
+    """Training chunks in the corpus (one pass, no TensorFlow): every worker runs the same steps."""
+    return int(data.count_chunks(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride, split="train",
+                                 val_split=cfg.val_split, test_split=cfg.test_split))
 
 
 class Backup:
@@ -426,7 +455,8 @@ def train(cfg, out, cluster=None, force=False, progress=True, on_defaults=None, 
             "strategy": type(strategy).__name__, "backup_every": backup_every}
     model, report, ids, windows = _finish(cfg, files, tokenizer, trained, scfg, state, chosen, stats, dist,
                                           fit_seconds)
-    forms = lexicon.build(data.documents(files, cfg.unit, "train", cfg.val_split, cfg.test_split), tokenizer)
+    forms = lexicon.build((d for _, _, d in data.documents_in(files, cfg.unit, ("train", "val"), cfg.val_split,
+                                                                cfg.test_split)), tokenizer)   # what it was fitted on
     write_model_folder(out, force, model, tokenizer, forms, ids, windows, state.history, report, started)
     backup.remove()
     return model, tokenizer, report
@@ -442,8 +472,8 @@ def _finish(cfg, files, tokenizer, trained, scfg, state, chosen, stats, dist, fi
     tf, keras = import_tensorflow(), import_keras()
     window = cfg.window
     model = window_model_from(trained, scfg, window)
-    calib = Windows(tokenizer.texts_to_sequences(_documents(files, cfg.unit, "train", cfg, MAX_CALIB_DOCS)), window)
-    test_ids = tokenizer.texts_to_sequences(_documents(files, cfg.unit, "test", cfg, MAX_HELDOUT_DOCS))
+    calib = Windows(tokenizer.texts_to_sequences(_documents(files, cfg.unit, ("train",), cfg, MAX_CALIB_DOCS)), window)
+    test_ids = tokenizer.texts_to_sequences(_documents(files, cfg.unit, ("test",), cfg, MAX_HELDOUT_DOCS))
     held = Windows(test_ids, window) if sum(map(len, test_ids)) > 1 else None
     x_calib, y_calib = calib.batch(_sample(len(calib), MAX_CALIB_WINDOWS, cfg.seed + 1))
     train_acc = topk_accuracy(model(x_calib, training=False).numpy(), y_calib)
@@ -461,6 +491,7 @@ def _finish(cfg, files, tokenizer, trained, scfg, state, chosen, stats, dist, fi
                       objective="sequence", chunk_length=cfg.chunk_length, chunk_stride=cfg.chunk_stride,
                       dropout=cfg.dropout, tied=bool(cfg.tie), recurrent_dropout=cfg.recurrent_dropout),
         "corpus": {"name": corpus_name(cfg.corpus), "unit": cfg.unit, "sha256": stats["sha256"],
+                   "fingerprint": "sha256 of the file names and sizes and of the word counts, not of every byte",
                    "bytes": stats["bytes"], "files": stats["files"], "documents": stats.get("documents"),
                    "train_tokens": stats["tokens"]},
         "split": {"test_split": cfg.test_split, "val_split": cfg.val_split,
