@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from nextword.runtime.tokenizer import Tokenizer
+
 from .corpus import CorpusError, corpus_files, read_text, split_documents
 from .examples import Chunks
 from .quiet_tf import import_tensorflow
@@ -98,7 +100,6 @@ def count_chunks(files, unit, tokenizer, chunk_length, chunk_stride, *, split="t
 
 @functools.lru_cache(maxsize=MAX_CACHED)
 def _chunks(files, unit, tokenizer_json, chunk_length, chunk_stride, split, val_split, test_split):
-    from nextword.runtime.tokenizer import Tokenizer
     tokenizer = Tokenizer.from_json(tokenizer_json)
     ids = tokenizer.texts_to_sequences([d for _, _, d in documents_in(files, unit, (split,), val_split, test_split)])
     return Chunks(ids, chunk_length, chunk_stride)
