@@ -3,10 +3,13 @@
 import argparse
 import logging
 import os
+import sys
 
 from nextword.runtime import cliutil
+from nextword.runtime.errors import InputError
 from nextword.runtime.windowing import pad_windows
 
+from . import distributed, workers
 from .corpus import corpus_name
 from .fit import TrainConfig, train
 
@@ -39,7 +42,11 @@ def parser():
                "at the next batch and still writes the folder with the best weights of the finished epochs, marked "
                "\"interrupted\": true (exit 0); --resume goes on from there. A second Ctrl-C ends at once. "
                "Exit codes: 0 ok (also interrupted after an epoch), 2 bad input, 130/143/129 stopped before the "
-               "first epoch ended.")
+               "first epoch ended. Multi-worker: with TF_CONFIG set (every worker runs the same command) or "
+               f"--local-workers N, the sequence objective trains under MultiWorkerMirroredStrategy; worker 0 writes "
+               f"--out; a backup in <out>.backup (every --backup-every steps and each epoch end) is restored on the "
+               f"next start and removed when the run completes; {workers.FAILED_EXIT}: workers kept failing after "
+               "--max-restarts restarts.")
     p.add_argument("--corpus", nargs="+", metavar="PATH", default=[],
                    help="text file(s) or folder(s) of .txt files (UTF-8); default: the four seed lines")
     p.add_argument("--unit", choices=("line", "paragraph"), default="line",
@@ -91,6 +98,17 @@ def parser():
                         "after every epoch, removed when a run completes). Give the same corpus and flags; "
                         "--epochs may be raised. Replaces the interrupted model folder at --out without --force")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--local-workers", type=positive_int, metavar="N",
+                   help=f"start N worker processes (1..{workers.MAX_LOCAL_WORKERS}) on loopback ports, each with its "
+                        "TF_CONFIG; --batch-size is the global batch, split evenly; the others' logs go to "
+                        "<out>.workers/ (shown if one fails)")
+    p.add_argument("--max-restarts", type=positive_int, default=workers.MAX_RESTARTS, metavar="N",
+                   help=f"--local-workers: restart all workers from the last backup at most N times after one dies "
+                        f"(default {workers.MAX_RESTARTS}; a bad-input exit 2 is never retried)")
+    p.add_argument("--backup-dir", metavar="DIR", help="multi-worker backup folder (default: <out>.backup)")
+    p.add_argument("--backup-every", type=positive_int, default=distributed.BACKUP_EVERY, metavar="STEPS",
+                   help=f"multi-worker: back up every STEPS steps as well as at each epoch end (default "
+                        f"{distributed.BACKUP_EVERY}; 0: epoch ends only)")
     return p
 
 
@@ -105,7 +123,7 @@ def print_defaults(chosen):
             print(f"  {name:<17} {v['value']!s:<8} {v['why']}")
 
 
-def body(args):
+def body(args, argv):
     cfg = TrainConfig(corpus=args.corpus, unit=args.unit, objective=args.objective, window=args.window,
                       embedding_dim=args.embedding_dim, units=args.units, epochs=args.epochs,
                       batch_size=args.batch_size, learning_rate=args.learning_rate, val_split=args.val_split,
@@ -116,13 +134,35 @@ def body(args):
     if args.out is None:
         args.out = os.path.join("artifacts", f"{corpus_name(args.corpus)}-model")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    model, tokenizer, report = train(cfg, args.out, force=args.force, progress=not args.quiet,
-                                     on_defaults=print_defaults, resume=args.resume)
+    if args.local_workers is not None:
+        if not args.corpus or args.resume:
+            raise InputError("--local-workers needs --corpus and takes no --resume (a backup is restored by itself)")
+        workers.check(args.local_workers, args.max_restarts)
+        return workers.Launcher(argv, args.out, args.local_workers, args.max_restarts).run().code
+    cluster = distributed.from_env()
+    if cluster is not None:
+        if args.resume:
+            raise InputError("--resume is for one-process runs; with TF_CONFIG a backup is restored by itself")
+        done = distributed.train(cfg, args.out, cluster, force=args.force, progress=not args.quiet,
+                                 on_defaults=print_defaults, backup_dir=args.backup_dir, backup_every=args.backup_every,
+                                 restarts=int(os.environ.get(workers.RESTARTS_ENV, "0") or 0))
+        if done is None:
+            return 0   # not the chief: it writes nothing
+        model, tokenizer, report = done
+    else:
+        model, tokenizer, report = train(cfg, args.out, force=args.force, progress=not args.quiet,
+                                         on_defaults=print_defaults, resume=args.resume)
     model.summary(print_fn=lambda line, **_: print(line))
     c, acc = report["corpus"], report["train_accuracy"]
-    print(f"corpus      {c['name']} ({c['bytes']:,} bytes, {c['documents']:,} {c['unit']}s, sha256 {c['sha256'][:12]}…)")
-    print(f"vocabulary  {report['vocab_size']:,} ids (of {report['words_seen']:,} words seen); "
-          f"{report['windows']:,} windows of {report['window']}")
+    docs = sum(c["documents"].values()) if isinstance(c["documents"], dict) else c["documents"]
+    print(f"corpus      {c['name']} ({c['bytes']:,} bytes, {docs:,} {c['unit']}s, sha256 {c['sha256'][:12]}…)")
+    examples = (f"{report['windows']:,} windows of {report['window']}" if report["windows"] is not None else
+                f"{report['examples']:,} chunks of {report['config']['chunk_length']}, window {report['window']}")
+    print(f"vocabulary  {report['vocab_size']:,} ids (of {report['words_seen']:,} words seen); {examples}")
+    if report.get("distributed"):
+        d = report["distributed"]
+        print(f"workers     {d['workers']} ({d['strategy']}), global batch {d['global_batch']} = {d['per_worker_batch']} "
+              f"a worker, {d['tokens_per_second'] or 0:,.0f} tokens/s, {d['restarts']} restart(s)")
     print(f"objective   {report['config']['objective']}; {report['params']:,} parameters in the saved model")
     print(f"training    {report['epochs_run']} epochs (best {report['best_epoch']}) in {report['fit_seconds']:.1f} s; loss {report['history']['loss'][-1]:.4f}; "
           f"top-1 {acc['top1']:.1%} / top-3 {acc['top3']:.1%} on {acc['windows']:,} training windows")
@@ -145,8 +185,9 @@ def body(args):
 
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
-    cliutil.exit_with(PROG, lambda: body(args))
+    cliutil.exit_with(PROG, lambda: body(args, argv))
 
 
 if __name__ == "__main__":

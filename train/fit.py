@@ -39,7 +39,7 @@ def _val_sample(examples, limit, seed, batch=32):
     """A fixed sample of validation batches for the per-epoch scores, or None."""
     if examples is None:
         return None
-    idx = _sample(len(examples), limit, seed)
+    idx = sample(len(examples), limit, seed)
     return [examples.batch(idx[i:i + batch]) for i in range(0, len(idx), batch)]
 
 
@@ -137,11 +137,23 @@ def resolve(cfg, documents):
         if "val_split" not in given:
             out.val_split, why = defaults.default_split(len(rest), defaults.VAL_SPLIT, "validation")
             chosen["val_split"] = {"value": out.val_split, "why": why}
-        picks = defaults.choose(stats, {**given, "test_split": out.test_split, "val_split": out.val_split})
-        for k, v in picks.items():
-            setattr(out, k, v["value"])
-        chosen.update(picks)
-        chosen = {"stats": asdict(stats), **chosen}
+        chosen = choose_settings(out, given, stats, chosen)
+    shape_objective(out)
+    rest, test = split_heldout(documents, out.test_split)
+    return out, chosen, test, rest
+
+
+def choose_settings(out, given, stats, chosen):
+    """Fill `out`'s settings not in `given` from the corpus statistics (train.defaults); returns the
+    choices made, with the statistics, as resolve() reports them. Shared with train.distributed."""
+    picks = defaults.choose(stats, {**given, "test_split": out.test_split, "val_split": out.val_split})
+    for k, v in picks.items():
+        setattr(out, k, v["value"])
+    return {"stats": asdict(stats), **chosen, **picks}
+
+
+def shape_objective(out):
+    """The chunk settings of the sequence objective, or the seed's network for the prefix one."""
     if out.objective == "sequence":
         out.chunk_length = out.chunk_length or out.window or defaults.WINDOW_CAP
         out.window = out.window or out.chunk_length
@@ -152,8 +164,6 @@ def resolve(cfg, documents):
     else:
         out.chunk_length = out.chunk_stride = None
         out.dropout, out.recurrent_dropout, out.tie = 0.0, 0.0, False   # the seed's network as it is
-    rest, test = split_heldout(documents, out.test_split)
-    return out, chosen, test, rest
 
 
 def peak_rss_mb():
@@ -197,7 +207,7 @@ def evaluate_windows(model, windows, batch_size=1024):
     return {"windows": out.pop("n"), **out}
 
 
-def _sample(n, limit, seed):
+def sample(n, limit, seed):
     """Up to `limit` window numbers, spread evenly and reproducibly."""
     if n <= limit:
         return np.arange(n)
@@ -330,17 +340,17 @@ def train(cfg, out, force=False, progress=True, on_defaults=None, resume=False):
     model = window_model_from(trained, scfg, window) if cfg.objective == "sequence" else trained
     fit_seconds = time.time() - fit_started
 
-    train_eval = _sample(len(windows), MAX_EVAL_WINDOWS, cfg.seed)
+    train_eval = sample(len(windows), MAX_EVAL_WINDOWS, cfg.seed)
     x_train, y_train = windows.batch(train_eval)
     train_acc = topk_accuracy(model(x_train, training=False).numpy(), y_train)
     heldout = None
     if held is not None and len(held):
         heldout = evaluate_windows(model, held)
         heldout["source"] = "test" if test_ids else "validation"
-        x_eval, y_eval = held.batch(_sample(len(held), MAX_EVAL_WINDOWS, cfg.seed))
+        x_eval, y_eval = held.batch(sample(len(held), MAX_EVAL_WINDOWS, cfg.seed))
     else:
         x_eval, y_eval = x_train, y_train
-    x_calib, _ = windows.batch(_sample(len(windows), MAX_CALIB_WINDOWS, cfg.seed + 1))
+    x_calib, _ = windows.batch(sample(len(windows), MAX_CALIB_WINDOWS, cfg.seed + 1))
 
     tf = import_tensorflow()
     epochs_run = outcome.state.epochs_done
@@ -370,20 +380,30 @@ def train(cfg, out, force=False, progress=True, on_defaults=None, resume=False):
                      "python": platform.python_version()},
         "eval_windows": {"source": "heldout" if heldout else "train", "count": int(len(x_eval))},
     }
+    write_model_folder(out, force, model, tokenizer, lexicon.build(rest, tokenizer), (train_ids, val_ids),
+                       (x_eval, y_eval, x_calib), history, report, started)
+    if not interrupted:
+        shutil.rmtree(resume_dir, ignore_errors=True)   # the run is complete: nothing left to resume
+    return model, tokenizer, report
+
+
+def write_model_folder(out, force, model, tokenizer, forms, ids, windows, history, report, started):
+    """The model folder, whole or not at all (train.atomic): the window model, tokenizer, display
+    forms, the n-gram's ids ((train, validation) documents, or None: export then builds no n-gram),
+    the eval/calibration windows, curves and report (its wall time and peak RSS filled in here)."""
+    x_eval, y_eval, x_calib = windows
     with AtomicFolder(out, force) as tmp:
         model.save(os.path.join(tmp, MODEL_FILE))
         tokenizer.save(os.path.join(tmp, TOKENIZER_FILE))
-        lexicon.build(rest, tokenizer).save(os.path.join(tmp, LEXICON_FILE))   # the documents it was fitted on
-        train_ids_file.save(os.path.join(tmp, train_ids_file.FILE), train_ids, val_ids)   # the n-gram's (export)
+        forms.save(os.path.join(tmp, LEXICON_FILE))
+        if ids is not None:
+            train_ids_file.save(os.path.join(tmp, train_ids_file.FILE), *ids)   # the n-gram's (export)
         np.savez(os.path.join(tmp, WINDOWS_FILE), x_eval=x_eval, y_eval=y_eval, x_calib=x_calib)
         plot_curves(history, os.path.join(tmp, CURVES_FILE))
         report["wall_seconds"] = time.time() - started
         report["peak_rss_mb"] = peak_rss_mb()
         with open(os.path.join(tmp, REPORT_FILE), "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, ensure_ascii=False)
-    if not interrupted:
-        shutil.rmtree(resume_dir, ignore_errors=True)   # the run is complete: nothing left to resume
-    return model, tokenizer, report
 
 
 def _interrupted_folder(out):
