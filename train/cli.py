@@ -137,7 +137,7 @@ def body(args, argv):
     if args.local_workers is not None:
         if not args.corpus or args.resume:
             raise InputError("--local-workers needs --corpus and takes no --resume (a backup is restored by itself)")
-        workers.check(args.local_workers, args.max_restarts)
+        workers.check(args.local_workers, args.max_restarts, args.batch_size)
         return workers.Launcher(argv, args.out, args.local_workers, args.max_restarts).run().code
     cluster = distributed.from_env()
     if cluster is not None:

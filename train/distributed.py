@@ -24,7 +24,7 @@ import numpy as np
 from nextword.runtime.errors import InputError
 from nextword.runtime.tokenizer import Tokenizer
 
-from . import _interim_data as data   # the seam: train.sources + train.stream_data once they are merged
+from . import sources, stream_data
 from . import defaults, lexicon
 from .atomic import check_target
 from .corpus import corpus_name
@@ -151,7 +151,7 @@ def settle(cfg, files):
             setattr(out, name, value)
             chosen[name] = {"value": value, "why": f"{value:.0%} of the documents, picked by a hash of their text"}
     tokenizer = Tokenizer(oov_token=cfg.oov_token or defaults.OOV_TOKEN, lower=cfg.lower, filters=cfg.filters)
-    stats = data.fit_vocabulary(files, cfg.unit, tokenizer, out.val_split, out.test_split)
+    stats = sources.fit_vocabulary(files, cfg.unit, tokenizer, out.val_split, out.test_split)
     stats["sha256"] = _fingerprint(files, tokenizer)
     corpus_stats = _corpus_stats(files, cfg, out, tokenizer)
     chosen = choose_settings(out, {**given, "oov_token": tokenizer.oov_token}, corpus_stats, chosen)
@@ -165,7 +165,7 @@ def settle(cfg, files):
 def _documents(files, unit, splits, cfg, limit):
     """The first `limit` documents of `splits` (a bounded sample in corpus order)."""
     docs = []
-    for _, _, d in data.documents_in(files, unit, splits, cfg.val_split, cfg.test_split):
+    for _, _, d in sources.documents_in(files, unit, splits, cfg.val_split, cfg.test_split):
         if len(docs) >= limit:
             break
         docs.append(d)
@@ -203,7 +203,7 @@ def _train_ids(files, cfg, tokenizer):
     parts, total = [], 0
     for split in ("train", "val"):
         ids = []
-        for _, _, d in data.documents_in(files, cfg.unit, (split,), cfg.val_split, cfg.test_split):
+        for _, _, d in sources.documents_in(files, cfg.unit, (split,), cfg.val_split, cfg.test_split):
             ids.append(tokenizer.text_to_ids(d))
             total += len(ids[-1])
             if total > MAX_TRAIN_IDS_TOKENS:
@@ -214,10 +214,14 @@ def _train_ids(files, cfg, tokenizer):
     return tuple(parts)
 
 
-def count_chunks(files, cfg, tokenizer):
-    """Training chunks in the corpus (one pass, no TensorFlow): every worker runs the same steps."""
-    return int(data.count_chunks(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride, split="train",
-                                 val_split=cfg.val_split, test_split=cfg.test_split))
+def shard_chunks(files, cfg, tokenizer, workers):
+    """Training chunks of each worker's shard (stream_data.shard_plan; no TensorFlow, no collective:
+    every worker computes all of them, one pass over the corpus when shards are files). Every worker
+    then runs the steps the smallest shard allows, so none waits at an all-reduce for a peer that ran
+    out of data."""
+    return [int(stream_data.count_chunks(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride,
+                                         split="train", val_split=cfg.val_split, test_split=cfg.test_split,
+                                         num_shards=workers, shard_index=i)) for i in range(workers)]
 
 
 class Backup:
@@ -346,16 +350,20 @@ def train(cfg, out, cluster=None, force=False, progress=True, on_defaults=None, 
     if chief:
         check_target(os.path.abspath(out), force)
     strategy = _strategy(cluster)   # before any TensorFlow op: collectives are configured at start-up
-    files = data.expand(cfg.corpus)
+    files = sources.expand(cfg.corpus)
     cfg, chosen, tokenizer, stats = settle(cfg, files)
     if cfg.batch_size % workers:
         raise InputError(f"--batch-size {cfg.batch_size} (the global batch) must be a multiple of the {workers} "
                          "workers: each takes an equal share")
-    chunks = count_chunks(files, cfg, tokenizer)
-    plan = Plan(cfg.batch_size, cfg.batch_size // workers, workers, chunks // cfg.batch_size, chunks)
+    per_shard = shard_chunks(files, cfg, tokenizer, workers)
+    per_worker = cfg.batch_size // workers
+    plan = Plan(cfg.batch_size, per_worker, workers, min(per_shard) // per_worker, sum(per_shard))
     if plan.steps_per_epoch == 0:
-        raise InputError(f"the training documents give {chunks} chunks, fewer than one global batch of "
-                         f"{cfg.batch_size}: use more text or a smaller --batch-size")
+        raise InputError(f"the training documents give {min(per_shard)} chunks to the smallest of {workers} "
+                         f"shard(s), fewer than one batch of {per_worker}: use more text or a smaller --batch-size")
+    if plan.steps_per_epoch * plan.global_batch < 0.9 * plan.chunks:
+        log.warning("the %d shards are uneven (%s chunks): an epoch trains %d of the %d chunks", workers,
+                    ", ".join(map(str, per_shard)), plan.steps_per_epoch * plan.global_batch, plan.chunks)
     if on_defaults and chosen and chief:
         on_defaults(chosen)
     tf, keras = import_tensorflow(), import_keras()
@@ -365,7 +373,7 @@ def train(cfg, out, cluster=None, force=False, progress=True, on_defaults=None, 
     with strategy.scope():
         trained = build_sequence_model(scfg, cfg.learning_rate)
         trained.optimizer.build(trained.trainable_variables)
-    val_batches = list(data.chunk_dataset(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride,
+    val_batches = list(stream_data.chunk_dataset(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride,
                                           cfg.batch_size, split="val", val_split=cfg.val_split,
                                           test_split=cfg.test_split, max_chunks=MAX_VAL_CHUNKS).as_numpy_iterator())
     val = bool(val_batches)
@@ -380,7 +388,8 @@ def train(cfg, out, cluster=None, force=False, progress=True, on_defaults=None, 
             "corpus_sha256": stats["sha256"], "vocab_size": tokenizer.vocab_size, "workers": workers}
     backup = Backup(backup_folder(out, backup_dir), cluster, ckpt, meta)
     state, kept, start_step, sums = LoopState(), None, 0, np.zeros(3)
-    if backup.restore():
+    restored = backup.restore()
+    if restored:
         state = LoopState.from_dict(json.loads(loop_v.numpy().decode("utf-8")))
         start_step, sums = int(step_v.numpy()), sums_v.numpy()
         kept = [v.numpy() for v in kept_v] if state.best_epoch and cfg.patience else None
@@ -388,6 +397,11 @@ def train(cfg, out, cluster=None, force=False, progress=True, on_defaults=None, 
                     plan.steps_per_epoch)
     else:
         backup.start()
+    mine = [float(restored), float(state.epochs_done), float(start_step)]
+    if _agree(strategy, mine) != mine:   # a worker that found no backup (or another one) would train apart
+        raise InputError(f"the workers did not all find the same backup in {backup.folder} (this one: "
+                         f"{'epoch %d, step %d' % (state.epochs_done + 1, start_step) if restored else 'none'}); "
+                         "on several machines --backup-dir must be one shared folder every worker can read")
     resumed_at = (state.epochs_done, start_step) if start_step or state.epochs_done else None
 
     def keep(epoch, step, sums_now):
@@ -402,11 +416,12 @@ def train(cfg, out, cluster=None, force=False, progress=True, on_defaults=None, 
 
     def epoch_data(epoch, skip):
         def make(ctx):
-            ds = data.chunk_dataset(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride,
+            ds = stream_data.chunk_dataset(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride,
                                     ctx.get_per_replica_batch_size(cfg.batch_size), split="train",
                                     val_split=cfg.val_split, test_split=cfg.test_split, seed=cfg.seed, epoch=epoch,
-                                    num_shards=ctx.num_input_pipelines, shard_index=ctx.input_pipeline_id)
-            return ds.repeat().skip(skip).prefetch(2)
+                                    num_shards=ctx.num_input_pipelines, shard_index=ctx.input_pipeline_id,
+                                    max_chunks=plan.steps_per_epoch * plan.per_worker)
+            return ds.skip(skip)
         return iter(strategy.distribute_datasets_from_function(make))
 
     rules = Rules(epochs=cfg.epochs, patience=cfg.patience, watch=("val_" if val else "") + (cfg.stop_on or "loss"),
@@ -455,7 +470,7 @@ def train(cfg, out, cluster=None, force=False, progress=True, on_defaults=None, 
             "strategy": type(strategy).__name__, "backup_every": backup_every}
     model, report, ids, windows = _finish(cfg, files, tokenizer, trained, scfg, state, chosen, stats, dist,
                                           fit_seconds)
-    forms = lexicon.build((d for _, _, d in data.documents_in(files, cfg.unit, ("train", "val"), cfg.val_split,
+    forms = lexicon.build((d for _, _, d in sources.documents_in(files, cfg.unit, ("train", "val"), cfg.val_split,
                                                                 cfg.test_split)), tokenizer)   # what it was fitted on
     write_model_folder(out, force, model, tokenizer, forms, ids, windows, state.history, report, started)
     backup.remove()

@@ -41,11 +41,16 @@ RESTARTS_ENV = "NEXTWORD_RESTARTS"   # how many restarts came before: recorded i
 LAUNCHER_FLAGS = {"--local-workers": 1, "--max-restarts": 1}   # removed from the workers' command (flag: values)
 
 
-def check(workers, max_restarts):
+def check(workers, max_restarts, batch_size=None):
+    """The launcher's flags, before any worker starts (a worker would find a bad batch only after its
+    vocabulary pass)."""
     if not 1 <= workers <= MAX_LOCAL_WORKERS:
         raise InputError(f"--local-workers must be from 1 to {MAX_LOCAL_WORKERS}, got {workers}")
     if not 0 <= max_restarts <= MAX_RESTARTS_CAP:
         raise InputError(f"--max-restarts must be from 0 to {MAX_RESTARTS_CAP}, got {max_restarts}")
+    if batch_size is not None and batch_size % workers:
+        raise InputError(f"--batch-size {batch_size} (the global batch) must be a multiple of the {workers} "
+                         "workers: each takes an equal share")
 
 
 def worker_argv(argv, out):
