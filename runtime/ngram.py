@@ -321,10 +321,10 @@ class NgramModel:
             ctx[:last + 1] = [BOS] * (last + 1)
         return ctx
 
-    def mass(self, context_ids, dtype=np.float64):
-        """(unnormalised distribution, its sum) after `context_ids`: the sums of probs without the final
-        division, for a caller that folds 1/sum into its own arithmetic (runtime/mix.py does, in
-        float32: half the memory traffic on the path a keyboard runs once per word)."""
+    def _matches(self, context_ids):
+        """(terms, weight) after one context: for each order whose context was seen, highest first,
+        (words, probs, the weight they get, the row's stored sum); `weight` is what is left for the
+        unigram (the product of the back-off weights)."""
         ctx = self._context_one(context_ids)
         V, n = self.vocab_size, self.order - 1
         weight, terms = 1.0, []
@@ -338,11 +338,17 @@ class NgramModel:
             i = int(np.searchsorted(keys, h))
             if i < len(keys) and keys[i] == h:
                 a, b = ptr[i], ptr[i + 1]
-                terms.append((word[a:b], prob[a:b], weight))
+                terms.append((word[a:b], prob[a:b], weight, float(self._rowsums[k][i])))
                 weight *= float(gamma[i])
+        return terms, weight
+
+    def mass(self, context_ids, dtype=np.float64):
+        """(unnormalised distribution, its sum) after `context_ids`: the sums of probs without the final
+        division, for a caller that folds 1/sum into its own arithmetic."""
+        terms, weight = self._matches(context_ids)
         unigram = self._unigram if dtype == np.float64 else self._unigram32
         out = unigram * dtype(weight)
-        for words, probs, w in terms:
+        for words, probs, w, _ in terms:
             out[words] += dtype(w) * probs.astype(dtype)
         out[BOS] = 0.0
         return out, float(out.sum())
@@ -351,26 +357,11 @@ class NgramModel:
         """e += share * probs(context_ids), in place, for a float32 row `e` (runtime/mix.py's ranking
         path): the sum that probs() divides by comes from per-context sums made at load, so the
         vocabulary is walked twice (one scaled unigram, one add) instead of five times."""
-        ctx = self._context_one(context_ids)
-        V, n = self.vocab_size, self.order - 1
-        weight, terms, total = 1.0, [], 0.0
-        for k in range(self.order, 1, -1):
-            keys, ptr, gamma, word, prob = self._levels[k]
-            if not len(keys):
-                continue
-            h = 0
-            for col in range(n - (k - 1), n):
-                h = h * V + ctx[col]
-            i = int(np.searchsorted(keys, h))
-            if i < len(keys) and keys[i] == h:
-                a, b = ptr[i], ptr[i + 1]
-                terms.append((word[a:b], prob[a:b], weight))
-                total += weight * float(self._rowsums[k][i])
-                weight *= float(gamma[i])
-        total += weight * self._unisum
+        terms, weight = self._matches(context_ids)
+        total = weight * self._unisum + sum(w * rowsum for _, _, w, rowsum in terms)
         c = share / total
         e += self._unigram32 * np.float32(weight * c)
-        for words, probs, w in terms:
+        for words, probs, w, _ in terms:
             e[words] += probs * np.float32(w * c)
         return e
 
