@@ -3,8 +3,12 @@ and the suggestions with the user model mixed in.
 
     p = (1 - mu) p_model + mu p_user        over the union of the model's words and the user's words
 
-mu = user_model.USER_WEIGHT once anything is learnt (0 before). p_model is the session's next-word
-softmax: a word of the model's vocabulary gets its probability, a word of the tokenizer beyond it
+mu is 0 while nothing is learnt, then starts at user_model.USER_WEIGHT and adapts to the user (adapt():
+online EM on the words typed after their suggestions were shown, within USER_WEIGHT_RANGE): on a text
+the bundle's model never saw (measured on a licence, docs/benchmarks.md) the user part earns most of
+the weight, on the model's own kind of text little. It is not kept in the user file: a new session
+starts from USER_WEIGHT again. p_model is the session's next-word distribution (the LSTM, mixed with
+the bundle's n-gram when it has one): a word of the model's vocabulary gets its probability, a word of the tokenizer beyond it
 (lexicon-only) its share of the OOV probability as runtime/complete.py gives it, any other word 0:
 a word only the user has typed (*user-only*) gets only the user part and comes with source "user" in
 completions. The suggestions never include padding, the OOV token, a word of the predictor's
@@ -20,7 +24,7 @@ from .user_file import check_path, load as load_user_file, save as save_user_fil
 from .complete import Suggestion
 from .errors import InputError
 from .limits import MAX_WORD_CHARS, TAIL_BLOCK_CHARS
-from .user_model import USER_WEIGHT, UserModel
+from .user_model import USER_WEIGHT, USER_WEIGHT_RANGE, USER_WEIGHT_RATE, UserModel
 
 
 def iter_words(tokenizer, text, block=TAIL_BLOCK_CHARS):
@@ -43,14 +47,20 @@ class Learning:
         if self.path is not None:
             load_user_file(self.path, self.model)   # UserFileInvalid before any session exists
         self.prev = None          # the last word fed (a str, known to the tokenizer or not), None at a start
+        self.mu = USER_WEIGHT     # the user model's share, adapted to the words typed (adapt())
         self._vector = (None, None)
         self._forgotten = (None, None, None)
         self._positions = (None, None)
 
     # -- input -------------------------------------------------------------------------------
-    def fed(self, text):
-        """The session fed `text`: learn its words (when learning on feed) and move the context."""
+    def fed(self, text, p_before=None):
+        """The session fed `text`: learn its words (when learning on feed) and move the context.
+        p_before: the model's distribution (by id) the suggestions for the first word were made from,
+        when the session had it: the user model's share adapts to that word."""
         for words in iter_words(self.tokenizer, text):
+            if p_before is not None:
+                self.adapt(p_before, words[0])
+                p_before = None
             if self.learn_on_feed:
                 self.model.learn(words, self.prev)
             self.prev = words[-1]
@@ -97,7 +107,36 @@ class Learning:
         return self._forgotten[2]
 
     def _mu(self):
-        return USER_WEIGHT if len(self.model) else 0.0
+        return self.mu if len(self.model) else 0.0
+
+    def adapt(self, p, word):
+        """Online EM for the mixture's weight: after each word typed, mu moves USER_WEIGHT_RATE of the way
+        towards the share of that word's mixed probability that came from the user model. A user whose
+        text the bundle's model knows well keeps a small mu; one writing what it never saw (another
+        domain, names, a language of their own) gets a large one, within USER_WEIGHT_RANGE."""
+        if not len(self.model):
+            return
+        slot = self.model.slot(word)
+        pu = float(self.user_vector()[slot]) if slot is not None else 0.0
+        pm = self._model_part(p, word)
+        mu = self.mu
+        mixed = mu * pu + (1.0 - mu) * pm
+        if mixed <= 0.0:
+            return   # neither part gave the word anything: no evidence either way
+        low, high = USER_WEIGHT_RANGE
+        self.mu = min(high, max(low, mu + USER_WEIGHT_RATE * (mu * pu / mixed - mu)))
+
+    def _model_part(self, p, word):
+        """p_model(word): the model's probability by id, a lexicon-only word's share of the OOV
+        probability, 0 for padding, the OOV token and words the tokenizer does not know."""
+        wid = self.tokenizer.word_index.get(word, 0)
+        if 0 < wid < self.vocab_size:
+            return 0.0 if wid in self.ranking.never else float(p[wid])
+        index = self.completer.index()
+        pos = index.position.get(word) if wid else None
+        if pos is not None and index.oov is not None:
+            return float(p[index.oov] * index.share[pos])
+        return 0.0
 
     def positions(self, index):
         """tokenizer id -> completion index position (-1: the OOV token, or no word), per index."""
@@ -165,17 +204,9 @@ class Learning:
         slot = self.model.slot(word)
         pu = mu * float(self.user_vector()[slot]) if slot is not None else 0.0
         wid = self.tokenizer.word_index.get(word, 0)
-        if 0 < wid < self.vocab_size:
-            if wid in self.ranking.never:
-                return 0.0
-            return (1.0 - mu) * float(p[wid]) + pu
-        if slot is None:
-            return 0.0
-        index = self.completer.index()
-        pos = index.position.get(word) if wid else None
-        if pos is not None and index.oov is not None:   # learnt lexicon-only word: its OOV share too
-            return (1.0 - mu) * float(p[index.oov] * index.share[pos]) + pu
-        return pu
+        if not 0 < wid < self.vocab_size and slot is None:
+            return 0.0   # beyond the model and never learnt: top_k does not list it
+        return (1.0 - mu) * self._model_part(p, word) + pu
 
     def complete(self, prefix, k, distribution, sentence_start):
         """Session.complete with the user model mixed in (Suggestions, best first)."""

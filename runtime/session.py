@@ -66,6 +66,7 @@ from .learning import Learning
 from .limits import MAX_HISTORY, MAX_WORD_CHARS
 from .ranking import softmax
 from .step import StepModel
+from .user_model import USER_WEIGHT
 
 MODES = ("stream", "exact")
 DEFAULT_HISTORY = 20
@@ -117,9 +118,10 @@ class Session:
         steps (ids) it added; unknown words dropped by the tokenizer add none."""
         if not isinstance(text, str):
             raise ArgumentTypeError(f"text must be str, got {type(text).__name__}")
+        state, (seen, p) = self._state, self._scored
         fed = self._feed(self.step_model.tokenizer.iter_ids(text))
-        if self._learning is not None:
-            self._learning.fed(text)
+        if self._learning is not None:   # the suggestions' distribution before this text, if they were asked for
+            self._learning.fed(text, p if state is not None and seen is state else None)
         said = text[-(MAX_WORD_CHARS + 2):].rstrip(SKIPPED) or text.rstrip(SKIPPED)[-(MAX_WORD_CHARS + 2):]
         if said:
             self._said = said
@@ -195,6 +197,12 @@ class Session:
         return self._learning is not None and self._learning.learn_on_feed
 
     @property
+    def user_weight(self):
+        """mu, the user model's share of the suggestions now (0 while nothing is learnt; None when the
+        session does not learn): it starts at user_model.USER_WEIGHT and adapts to the words typed."""
+        return None if self._learning is None else self._learning._mu()
+
+    @property
     def user_model(self):
         """The session's UserModel (runtime/user_model.py), or None when it does not learn."""
         return None if self._learning is None else self._learning.model
@@ -214,6 +222,7 @@ class Session:
         """Forget everything learnt, and the forgotten set (the user file changes at the next save)."""
         learner = self._learner()
         learner.model.reset()
+        learner.mu = USER_WEIGHT
 
     def save_user(self):
         """Write the user file now (atomically; see runtime/user_file.py). Nothing else writes it.

@@ -37,7 +37,9 @@ HALF_LIFE_WORDS = 20_000      # a count halves after this many more words learnt
 BIGRAM_WEIGHT = 0.5           # the user model's parts (renormalised over those a context has)
 UNIGRAM_WEIGHT = 0.2
 CACHE_WEIGHT = 0.3
-USER_WEIGHT = 0.25            # mu: suggestions are (1 - mu) p_model + mu p_user (runtime/learning.py)
+USER_WEIGHT = 0.25            # mu: suggestions are (1 - mu) p_model + mu p_user (runtime/learning.py), at the start
+USER_WEIGHT_RANGE = (0.05, 0.9)   # mu adapts to how well each part predicted the words typed, within this range
+USER_WEIGHT_RATE = 0.02       # ... by this share of the evidence per word typed (a memory of ~50 words)
 PRUNE_TO = 0.9                # past a bound, keep this share of it (pruning is amortised, not per word)
 _RESCALE_AT = 256.0           # half-lives between rescales of the stored counts (2 ** 256 is far from overflow)
 

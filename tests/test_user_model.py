@@ -23,7 +23,7 @@ from nextword.runtime.limits import (MAX_COMPLETE_K, MAX_USER_BIGRAMS, MAX_USER_
                                      MAX_USER_FILE_VALUES, MAX_USER_WORDS)
 from nextword.runtime.tokenizer import Tokenizer
 from nextword.runtime.user_model import (BIGRAM_WEIGHT, CACHE_WEIGHT, HALF_LIFE_WORDS, UNIGRAM_WEIGHT, USER_WEIGHT,
-                                         UserModel)
+                                         USER_WEIGHT_RANGE, USER_WEIGHT_RATE, UserModel)
 from lexicon_bundles import extended_bundle
 from support import SEED_BUNDLE, SEED_TEXTS, installed_packages, rehashed_copy, run_cli
 
@@ -137,6 +137,35 @@ def test_probability_is_what_top_k_lists_for_every_word(predictor, lexicon_predi
         s.probability("two words")
     with pytest.raises(ArgumentTypeError):
         s.probability(3)
+
+
+def test_the_user_weight_adapts_to_which_part_predicted_the_word_typed(predictor):
+    """mu moves USER_WEIGHT_RATE of the way to the user part's share of the word's mixed probability
+    (online EM), only when the suggestions for that word were asked for; it rises for a user typing what
+    the model never saw, stays in USER_WEIGHT_RANGE and comes back with reset_learning."""
+    s = predictor.session(learn=True)
+    s.feed("hello wickham darcy hello")
+    assert s.user_weight == USER_WEIGHT
+    s.feed("wickham")                                   # no suggestions asked before it: no evidence
+    assert s.user_weight == USER_WEIGHT
+    index = predictor.tokenizer.word_index
+    for word in ["darcy", "hello", "how", "wickham", "darcy", "hello", "wickham"]:
+        mu = s.user_weight
+        s.top_k(3)                                      # what a keyboard shows before the word
+        um = s.user_model
+        pu = um.probs(s._learning.prev, [word])[0]
+        pm = probabilities(s.logits())[index[word]] if word in index else 0.0
+        want = mu + USER_WEIGHT_RATE * (mu * pu / (mu * pu + (1 - mu) * pm) - mu)
+        s.feed(word)
+        assert s.user_weight == pytest.approx(min(max(want, USER_WEIGHT_RANGE[0]), USER_WEIGHT_RANGE[1]), rel=1e-9)
+    assert s.user_weight > USER_WEIGHT                  # the names only the user model predicts
+    for _ in range(400):
+        s.top_k(1)
+        s.feed("wickham")
+    assert s.user_weight == pytest.approx(USER_WEIGHT_RANGE[1])
+    s.reset_learning()
+    assert s.user_weight == 0.0 and s._learning.mu == USER_WEIGHT
+    assert predictor.session().user_weight is None
 
 
 def _reference(p, s, prev, prefix, k):
