@@ -59,11 +59,10 @@ def _raise(err):
     raise err
 
 
-def read_text(path):
-    """A file's text: strict UTF-8 (a BOM is dropped), no NUL bytes; errors name the file and offset."""
+def open_file(path):
+    """A corpus file opened for reading bytes; CorpusError naming it when it cannot be."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        return open(path, "rb")
     except FileNotFoundError:
         raise CorpusError(f"corpus file {path} disappeared while the corpus was being read") from None
     except IsADirectoryError:
@@ -72,6 +71,15 @@ def read_text(path):
         raise CorpusError(f"cannot read {path}: permission denied") from None
     except OSError as e:
         raise CorpusError(f"cannot read {path}: {e.strerror}") from None
+
+
+def read_text(path):
+    """A file's text: strict UTF-8 (a BOM is dropped), no NUL bytes; errors name the file and offset."""
+    with open_file(path) as f:
+        try:
+            data = f.read()
+        except OSError as e:
+            raise CorpusError(f"cannot read {path}: {e.strerror}") from None
     nul = data.find(b"\x00")
     if nul >= 0:
         raise CorpusError(f"{path} holds a NUL byte at offset {nul}: it looks binary, not text")

@@ -19,7 +19,7 @@ import os
 
 from nextword.runtime.errors import InputError
 
-from .corpus import CorpusError, corpus_files, split_lines
+from .corpus import CorpusError, corpus_files, open_file, split_lines
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _lines(path, max_bytes=None, counter=None):
     """The lines of a file (str.splitlines() of its text), decoded BLOCK_BYTES at a time. max_bytes:
     read only that many bytes and drop the line they cut, if any (fit_vocabulary's sample). counter: a
     dict whose "bytes" grows by the bytes read."""
-    f = _open(path)
+    f = open_file(path)
     with f:
         decoder = codecs.getincrementaldecoder("utf-8")("strict")
         offset, rest, started, lines, left = 0, "", False, 0, max_bytes
@@ -167,17 +167,6 @@ def _lines(path, max_bytes=None, counter=None):
                                   "(the bound on one document); break the line")
 
 
-def _open(path):
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise CorpusError(f"corpus file {path} disappeared while the corpus was being read") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path} is a folder, expected a text file") from None
-    except PermissionError:
-        raise CorpusError(f"cannot read {path}: permission denied") from None
-    except OSError as e:
-        raise CorpusError(f"cannot read {path}: {e.strerror}") from None
 
 
 def documents_in(files, unit, splits, val_split, test_split, keys=None):
