@@ -62,6 +62,17 @@ def test_expand_files_folders_globs_sorted_and_deduplicated(tree):
     assert sources.expand([str(tree / "notes.md")]) == [str(tree / "notes.md")]   # a file given by name is read
 
 
+def test_the_one_process_reader_takes_the_same_globs_in_the_order_given(tree):
+    """read_corpus (nextword-train without workers) expands a quoted glob where it stands: the files of
+    b/ then a/ in that order, each glob's matches sorted."""
+    got = corpus.read_corpus([str(tree / "b" / "*.txt"), str(tree / "a" / "*.txt")], "paragraph")
+    files = [tree / "b" / "four.txt", tree / "a" / "one.txt", tree / "a" / "two.txt"]
+    assert [f["path"] for f in got.files] == [os.path.abspath(f) for f in files]
+    assert got.documents == _in_memory(files, "paragraph")
+    with pytest.raises(CorpusError, match="matches no file"):
+        corpus.read_corpus([str(tree / "*.csv")], "line")
+
+
 def test_expand_names_the_pattern_that_matches_nothing(tree):
     with pytest.raises(CorpusError, match=r"\*\.csv.*matches no file"):
         sources.expand([str(tree / "a"), str(tree / "**" / "*.csv")])

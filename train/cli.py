@@ -48,7 +48,8 @@ def parser():
                f"next start and removed when the run completes; {workers.FAILED_EXIT}: workers kept failing after "
                "--max-restarts restarts.")
     p.add_argument("--corpus", nargs="+", metavar="PATH", default=[],
-                   help="text file(s) or folder(s) of .txt files (UTF-8); default: the four seed lines")
+                   help="text file(s), folder(s) of .txt files (UTF-8) or quoted glob patterns such as 'books/**/*.txt'; "
+                        "default: the four seed lines")
     p.add_argument("--unit", choices=("line", "paragraph"), default="line",
                    help="what a document is: each line (the seed's way) or each blank-line paragraph "
                         "(hard-wrapped prose); windows never cross documents (default: line)")

@@ -1,6 +1,7 @@
 """Reading a corpus (files, several files or a folder of .txt) into documents, with errors that say
 which file and where. A document is a line (the seed's way) or a blank-line paragraph (prose)."""
 
+import glob
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -31,11 +32,14 @@ class Corpus:
 
 
 def corpus_files(paths):
-    """Expand files and folders (their *.txt, sorted, recursively) into a list of files."""
+    """Expand files, folders (their *.txt, sorted, recursively) and glob patterns (quoted on a shell:
+    `'books/**/*.txt'`; their matches sorted) into a list of files, in the order given."""
     files = []
     for p in paths:
         p = os.fspath(p)
-        if os.path.isdir(p):
+        if glob.has_magic(p) and not os.path.exists(p):
+            files += _matches(p)
+        elif os.path.isdir(p):
             found = []
             try:
                 for root, dirs, names in os.walk(p, onerror=_raise):
@@ -52,6 +56,24 @@ def corpus_files(paths):
             files.append(p)
         else:
             raise CorpusError(f"corpus path {p} does not exist")
+    return files
+
+
+def _matches(pattern):
+    """The files a glob pattern names: matched files, and the *.txt of matched folders."""
+    matches = sorted(glob.glob(pattern, recursive=True))
+    files = []
+    for m in matches:
+        if os.path.isdir(m):
+            try:
+                files += corpus_files([m])
+            except CorpusError:
+                continue     # a folder the pattern also matched, without .txt files: not an error alone
+        else:
+            files.append(m)
+    if not files:
+        raise CorpusError(f"corpus pattern {pattern!r} matches no file"
+                          + (f" (it matches {len(matches)} folder(s) without .txt files)" if matches else ""))
     return files
 
 

@@ -11,7 +11,6 @@ relative to the corpus' common folder, the document's number in its file), so ev
 and read order agrees on it without reading the corpus first (see split_of)."""
 
 import codecs
-import glob
 import hashlib
 import json
 import logging
@@ -31,33 +30,13 @@ _LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"   # what str.splitlines() 
 
 
 def expand(patterns):
-    """Files of the corpus: files, folders (their *.txt, recursively, as corpus.corpus_files) and glob
-    patterns (`**` allowed), sorted by path and de-duplicated by real path. A pattern (or path) that
-    matches nothing is a CorpusError naming it."""
+    """Files of the corpus: files, folders (their *.txt, recursively) and glob patterns (`**` allowed),
+    as corpus.corpus_files finds them, sorted by path and de-duplicated by real path. A pattern (or
+    path) that matches nothing is a CorpusError naming it."""
     if isinstance(patterns, (str, bytes, os.PathLike)):
         patterns = [patterns]
-    found = []
-    for pattern in patterns:
-        pattern = os.fspath(pattern)
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
-            files = []
-            for m in matches:
-                if os.path.isdir(m):
-                    try:
-                        files += corpus_files([m])
-                    except CorpusError:
-                        continue     # a folder the pattern also matched, without .txt files: not an error alone
-                else:
-                    files.append(m)
-            if not files:
-                raise CorpusError(f"corpus pattern {pattern!r} matches no file"
-                                  + (f" (it matches {len(matches)} folder(s) without .txt files)" if matches else ""))
-            found += files
-        else:
-            found += corpus_files([pattern])
     seen, out = set(), []
-    for path in sorted(found):
+    for path in sorted(corpus_files(patterns)):
         real = os.path.realpath(path)
         if real not in seen:
             seen.add(real)
