@@ -126,42 +126,37 @@ def goals(res):
     return out
 
 
+def _vs_presage(name, mine, theirs, missing, said, where="", detail=""):
+    """One KSR goal: nextword's row `mine` above Presage's row `theirs` of the same run (n/a when
+    either is missing: `missing` says why when it is ours). `said(a, b)` words the figures."""
+    if mine is None or theirs is None:
+        return _goal(name, missing if mine is None else "Presage not measured (not installed)", None)
+    a, b = mine["ksr"], theirs["ksr"]
+    return _goal(name, f"{said(pct(a), pct(b))} ({100 * (a - b):+.1f} points){where}", a > b, detail)
+
+
 def _user_text_goal(le):
     """The learning section's "+ learning" row against Presage's "first half learnt" (same text, same run)."""
     rows = le.get("rows", {})
     mine = next((v for name, v in rows.items() if name.endswith("+ learning")), None)
-    theirs = rows.get("presage-default, first half learnt")
-    if mine is None or theirs is None:
-        why = "learning not measured" if mine is None else "Presage not measured (not installed)"
-        return _goal("ksr_user_text_vs_presage", why, None)
-    a, b = mine["ksr"], theirs["ksr"]
-    return _goal("ksr_user_text_vs_presage", f"nextword {pct(a)} vs Presage default {pct(b)} ({100 * (a - b):+.1f} "
-                 f"points) on {le['text']['name']}", a > b)
+    return _vs_presage("ksr_user_text_vs_presage", mine, rows.get("presage-default, first half learnt"),
+                       "learning not measured",
+                       lambda a, b: f"nextword {a} vs Presage default {b}", f" on {le['text']['name']}")
 
 
 def _ksr_learning_goal(k):
     """nextword learning as it types against Presage's default set-up (which learns the same way)."""
     rows = (k or {}).get("rows", {})
     mine = next((v.get("6") for name, v in rows.items() if name.startswith("nextword") and "learning" in name), None)
-    theirs = rows.get("presage-default", {}).get("6")
-    if mine is None or theirs is None:
-        why = "learning not measured" if mine is None else "Presage not measured (not installed)"
-        return _goal("ksr_learning_vs_presage", why, None)
-    a, b = mine["ksr"], theirs["ksr"]
-    return _goal("ksr_learning_vs_presage", f"nextword learning {pct(a)} vs Presage default {pct(b)} "
-                 f"({100 * (a - b):+.1f} points)", a > b)
+    return _vs_presage("ksr_learning_vs_presage", mine, rows.get("presage-default", {}).get("6"),
+                       "learning not measured", lambda a, b: f"nextword learning {a} vs Presage default {b}")
 
 
 def _ksr_goal(k):
     """nextword's KSR at N = 6 against presage-ngram's, from the same run (n/a without Presage)."""
     rows = (k or {}).get("rows", {})
     mine = next((v.get("6") for name, v in rows.items() if name.startswith("nextword")), None)
-    theirs = rows.get("presage-ngram", {}).get("6")
-    if mine is None or theirs is None:
-        why = "keystroke savings not measured" if mine is None else "Presage not measured (not installed)"
-        return _goal("ksr_vs_presage", why, None)
-    a, b = mine["ksr"], theirs["ksr"]
     default = rows.get("presage-default", {}).get("6")
-    detail = f"Presage default (with learning) {pct(default['ksr'])}" if default else ""
-    return _goal("ksr_vs_presage", f"nextword {pct(a)} vs Presage trigram {pct(b)} ({100 * (a - b):+.1f} points)",
-                 a > b, detail)
+    return _vs_presage("ksr_vs_presage", mine, rows.get("presage-ngram", {}).get("6"),
+                       "keystroke savings not measured", lambda a, b: f"nextword {a} vs Presage trigram {b}",
+                       detail=f"Presage default (with learning) {pct(default['ksr'])}" if default else "")
