@@ -318,7 +318,12 @@ def _agree(strategy, values):
     v = tf.constant(values, tf.float64)
     if strategy.num_replicas_in_sync == 1:
         return v.numpy().tolist()
-    return strategy.reduce("MEAN", strategy.run(lambda: tf.identity(v)), axis=None).numpy().tolist()
+
+    @tf.function   # in a graph: run eagerly, the collective costs more and TF warns on every call
+    def mean(v):
+        return strategy.reduce("MEAN", strategy.run(tf.identity, args=(v,)), axis=None)
+
+    return mean(v).numpy().tolist()
 
 
 def _validate(model, batches):
