@@ -115,3 +115,25 @@ def test_children_skip_the_working_directory_even_on_pythonpath(poisoned_cwd):
     assert readable_argv(argv) == [sys.executable, "-m", "nextword.runtime.cli", SEED_BUNDLE, "hello how is"]
     with pytest.raises(ValueError):
         module_argv("os")
+
+
+def _extra(name):
+    """{project: requirement} of one extra of the installed nextword, from its metadata."""
+    import importlib.metadata
+    import re
+    out = {}
+    for req in importlib.metadata.requires("nextword") or []:
+        spec, _, marker = req.partition(";")
+        if re.search(r"extra\s*==\s*[\"']" + re.escape(name) + r"[\"']", marker):
+            out[re.split(r"[\[<>=!~ ]", spec.strip(), maxsplit=1)[0].lower()] = spec.strip()
+    return out
+
+
+def test_the_gpu_extra_is_the_train_extra_with_tensorflows_cuda_build():
+    """train-gpu must train exactly what train trains: the same pins, TensorFlow's CUDA build for its CPU one
+    (same version: tensorflow and tensorflow-cpu are one module)."""
+    cpu, gpu = _extra("train"), _extra("train-gpu")
+    assert cpu and gpu, (cpu, gpu)
+    tf_cpu, tf_gpu = cpu.pop("tensorflow-cpu"), gpu.pop("tensorflow")
+    assert tf_gpu.startswith("tensorflow[and-cuda]") and tf_gpu.split("==")[1] == tf_cpu.split("==")[1]
+    assert cpu == gpu
