@@ -1,6 +1,6 @@
 """What learning from the user buys (issue 15 item 3), printed as JSON.
 
-    .venv-runtime/bin/python scripts/learning_gain.py /tmp/pp/pp-bundle2 /work/shared/corpora/pride-and-prejudice.txt
+    .venv-runtime/bin/python scripts/learning_gain.py pp-bundle pride-and-prejudice.txt
 
 The held-out text is the last `--fraction` (0.1) of the corpus' paragraphs (train.windows.split_heldout,
 as the bench splits it). Its first half (by paragraphs) is what the user wrote before; its second

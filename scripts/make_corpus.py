@@ -4,7 +4,7 @@ source text's paragraphs (blank-line separated, their line wraps kept) drawn in 
 --seed, round after round until the size is reached: the 50 MB / 500 MB corpora of the streaming
 measurements (docs/scale figures; never committed).
 
-    python scripts/make_corpus.py /work/shared/corpora/pride-and-prejudice.txt /tmp/corpus-50 --mb 50
+    python scripts/make_corpus.py pride-and-prejudice.txt corpus-50 --mb 50
 
 Memory: the source's paragraphs plus one paragraph being written; each file is written through a
 temporary name and renamed, so a corpus folder never holds a half-written .txt."""

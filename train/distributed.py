@@ -3,8 +3,8 @@ by TF_CONFIG): every worker runs the same nextword-train command; each reads its
 batch; gradients are summed across workers; worker 0 (the chief) writes the model folder.
 
 Why a custom loop: Keras 3 `model.fit` under MWMS fails on TF 2.21 / Keras 3.15 ("Attempt to convert
-a value (PerReplica:...) with an unsupported type", keras-team/keras#20585, measured in
-/work/notes/dist.md); `strategy.run` + GradientTape over a distributed dataset works.
+a value (PerReplica:...) with an unsupported type", keras-team/keras#20585, measured:
+docs/scale.md); `strategy.run` + GradientTape over a distributed dataset works.
 
 The loss of a step is sum(masked cross-entropy) / (GLOBAL batch x L) on every replica, and the
 replicas' gradients are summed: one worker and N workers take the same step for the same global
