@@ -5,7 +5,9 @@ scripts/test.sh builds the wheel once and passes it in NEXTWORD_WHEEL; without i
 build one from the checkout into a temporary folder."""
 
 import glob
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -119,8 +121,6 @@ def test_children_skip_the_working_directory_even_on_pythonpath(poisoned_cwd):
 
 def _extra(name):
     """{project: requirement} of one extra of the installed nextword, from its metadata."""
-    import importlib.metadata
-    import re
     out = {}
     for req in importlib.metadata.requires("nextword") or []:
         spec, _, marker = req.partition(";")
