@@ -32,9 +32,10 @@ PREFETCH_BATCHES = 2
 
 
 def shard_plan(n_files, num_shards, shard_index):
-    """(file numbers this shard reads, documents kept: (modulus, remainder) of the document number in
-    its file). By file when there are at least num_shards files, else by record: every num_shards-th
-    document of every file. Either way the shards' union is every document once."""
+    """(file numbers this shard reads, chunks kept: (modulus, remainder) of the chunk number in its
+    file). By file when there are at least num_shards files, else by record: every num_shards-th
+    chunk of every file (chunks, not documents: documents differ in length, and every worker runs the
+    steps the smallest shard allows). Either way the shards' union is every chunk once."""
     if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
         raise InputError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
     if isinstance(shard_index, bool) or not isinstance(shard_index, int) or not 0 <= shard_index < num_shards:
@@ -47,19 +48,29 @@ def shard_plan(n_files, num_shards, shard_index):
 def file_chunks(path, key, unit, tokenizer, chunk_length, chunk_stride, split, val_split, test_split,
                 records=(1, 0)):
     """(x, y, w) blocks of at most ROWS_PER_ELEMENT rows: the chunks Chunks makes for each document of
-    `path` in `split` (and in this shard's records), in document order. Pure Python and numpy."""
-    for group in _groups(path, key, unit, tokenizer, split, val_split, test_split, records):
-        chunks = Chunks(group, chunk_length, chunk_stride)
-        for start in range(0, len(chunks), ROWS_PER_ELEMENT):
-            yield chunks.batch(np.arange(start, min(start + ROWS_PER_ELEMENT, len(chunks))))
+    `path` in `split` that are this shard's records, in document order. Pure Python and numpy."""
+    for chunks, kept in _kept_chunks(path, key, unit, tokenizer, chunk_length, chunk_stride, split, val_split,
+                                     test_split, records):
+        for start in range(0, len(kept), ROWS_PER_ELEMENT):
+            yield chunks.batch(kept[start:start + ROWS_PER_ELEMENT])
 
 
-def _groups(path, key, unit, tokenizer, split, val_split, test_split, records):
-    """Token ids of the file's documents in `split` and these records, about GROUP_TOKENS at a time."""
+def _kept_chunks(path, key, unit, tokenizer, chunk_length, chunk_stride, split, val_split, test_split, records):
+    """(Chunks of a group of documents, the indices of its chunks this shard keeps): chunk k of the file
+    (counted over the groups) is kept when k % modulus == remainder."""
     modulus, remainder = records
+    seen = 0
+    for group in _groups(path, key, unit, tokenizer, split, val_split, test_split):
+        chunks = Chunks(group, chunk_length, chunk_stride)
+        yield chunks, np.arange((remainder - seen) % modulus, len(chunks), modulus)
+        seen += len(chunks)
+
+
+def _groups(path, key, unit, tokenizer, split, val_split, test_split):
+    """Token ids of the file's documents in `split`, about GROUP_TOKENS at a time."""
     group, tokens = [], 0
     for number, doc in enumerate(iter_documents(path, unit)):
-        if number % modulus != remainder or split_of((key, number), val_split, test_split) != split:
+        if split_of((key, number), val_split, test_split) != split:
             continue
         ids = tokenizer.text_to_ids(doc)
         if len(ids) < 2:
@@ -81,9 +92,9 @@ def count_chunks(files, unit, tokenizer, chunk_length, chunk_stride, *, split="t
     check_splits(val_split, test_split)
     keys = file_keys(files)
     mine, records = shard_plan(len(files), num_shards, shard_index)
-    return sum(len(Chunks(group, chunk_length, chunk_stride))
-               for i in mine for group in _groups(files[i], keys[i], unit, tokenizer, split, val_split, test_split,
-                                                  records))
+    return sum(len(kept) for i in mine
+               for _, kept in _kept_chunks(files[i], keys[i], unit, tokenizer, chunk_length, chunk_stride, split,
+                                           val_split, test_split, records))
 
 
 def epoch_seed(seed, epoch, salt=0):
