@@ -2,7 +2,9 @@
 # Set up and run the whole test suite: the README's test command, also what CI runs (.ci/run).
 # The tests run against the *installed wheel*, never the checkout's folders: the wheel is built once,
 # then installed (not editable) into three environments, created on the first run and kept after:
-#   1. .venv          the full stack (.[train,test]): every test, TensorFlow included
+#   1. .venv          the full stack (.[train,test]): the TensorFlow and fresh-venv tests (the others
+#                     ran in .venv-runtime against the same numpy and onnxruntime); with extra arguments
+#                     every test, filtered by them
 #   2. .venv-runtime  only .[runtime,test] (no TensorFlow): the runtime tests, proving it needs none
 #   3. .venv-legacy   only .[legacy,test] (tflite-runtime 2.14, numpy<2): the runtime tests on that stack
 # Extra arguments go to the full environment's pytest (e.g. -k wheel, -x).
@@ -32,5 +34,9 @@ echo "== legacy environment (tflite-runtime 2.14, numpy<2)"
 .venv-legacy/bin/pytest "${PYTEST[@]}" -m "not tf and not fresh_venv" tests
 
 echo "== full environment"
-.venv/bin/pytest "${PYTEST[@]}" tests "$@"
+if [ $# -eq 0 ]; then
+  .venv/bin/pytest "${PYTEST[@]}" -m "tf or fresh_venv" tests
+else
+  .venv/bin/pytest "${PYTEST[@]}" tests "$@"
+fi
 echo "== test.sh: all environments passed in $((SECONDS - start)) s"
