@@ -12,7 +12,6 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED_BUNDLE = os.path.join(REPO, "artifacts", "seed")
-SHARED_CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpora", "pride-and-prejudice.txt")
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 LEGACY_PYTHON = os.environ.get("NEXTWORD_LEGACY_PYTHON") or None
 COMMANDS = ("nextword-train", "nextword-export", "nextword-predict", "nextword-bench")
