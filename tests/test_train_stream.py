@@ -268,8 +268,8 @@ def test_chunk_dataset_makes_exactly_the_chunks_of_chunks(fitted, shards, monkey
         part = _rows(ds)
         assert part[0].dtype == np.int32 and part[2].dtype == np.float32 and part[0].shape[1] == L
         sizes.append(len(part[0]))
-        assert stream_data.count_chunks(files, "paragraph", tok, L, S, val_split=0.2, test_split=0.1,
-                                        num_shards=shards, shard_index=index) == len(part[0])
+        assert stream_data.shard_chunk_counts(files, "paragraph", tok, L, S, val_split=0.2, test_split=0.1,
+                                              num_shards=shards)[index] == len(part[0])
         got += _multiset(*part)
     assert got == _multiset(x, y, w)
     assert min(sizes) > 0

@@ -216,12 +216,11 @@ def _train_ids(files, cfg, tokenizer):
 
 def shard_chunks(files, cfg, tokenizer, workers):
     """Training chunks of each worker's shard (stream_data.shard_plan; no TensorFlow, no collective:
-    every worker computes all of them, one pass over the corpus when shards are files). Every worker
-    then runs the steps the smallest shard allows, so none waits at an all-reduce for a peer that ran
-    out of data."""
-    return [int(stream_data.count_chunks(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride,
-                                         split="train", val_split=cfg.val_split, test_split=cfg.test_split,
-                                         num_shards=workers, shard_index=i)) for i in range(workers)]
+    every worker computes all of them in one pass over the corpus). Every worker then runs the steps
+    the smallest shard allows, so none waits at an all-reduce for a peer that ran out of data."""
+    return stream_data.shard_chunk_counts(files, cfg.unit, tokenizer, cfg.chunk_length, cfg.chunk_stride,
+                                          split="train", val_split=cfg.val_split, test_split=cfg.test_split,
+                                          num_shards=workers)
 
 
 class Backup:

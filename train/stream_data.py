@@ -84,17 +84,22 @@ def _groups(path, key, unit, tokenizer, split, val_split, test_split):
         yield group
 
 
-def count_chunks(files, unit, tokenizer, chunk_length, chunk_stride, *, split="train", val_split, test_split,
-                 num_shards=1, shard_index=0):
-    """How many chunks chunk_dataset yields for this shard and split (before max_chunks): one pass that
-    tokenizes the shard, without TensorFlow. Workers that must run the same number of steps can agree
-    on the smallest count (max_chunks)."""
+def shard_chunk_counts(files, unit, tokenizer, chunk_length, chunk_stride, *, split="train", val_split,
+                       test_split, num_shards=1):
+    """How many chunks chunk_dataset yields for each of num_shards shards and this split (before
+    max_chunks): one pass that tokenizes the corpus once, without TensorFlow (a shard keeps chunks
+    k % modulus == remainder of each of its files, so each file's total is enough). Workers that must
+    run the same number of steps agree on the smallest count (max_chunks)."""
     check_splits(val_split, test_split)
     keys = file_keys(files)
-    mine, records = shard_plan(len(files), num_shards, shard_index)
-    return sum(len(kept) for i in mine
-               for _, kept in _kept_chunks(files[i], keys[i], unit, tokenizer, chunk_length, chunk_stride, split,
-                                           val_split, test_split, records))
+    totals = [sum(len(kept) for _, kept in _kept_chunks(f, k, unit, tokenizer, chunk_length, chunk_stride, split,
+                                                        val_split, test_split, (1, 0)))
+              for f, k in zip(files, keys)]
+    counts = []
+    for index in range(num_shards):
+        mine, (modulus, remainder) = shard_plan(len(files), num_shards, index)
+        counts.append(sum(len(range(remainder, totals[i], modulus)) for i in mine))
+    return counts
 
 
 def epoch_seed(seed, epoch, salt=0):
